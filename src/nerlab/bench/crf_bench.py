@@ -1,0 +1,210 @@
+"""CRF speed benchmark: ``nerlab.crf.CRF`` (numba and torch backends) against pytorch-crf.
+
+Every implementation gets identical random inputs: batches of ``batch_size`` sentences whose
+lengths are sampled from ``lengths`` (the caller passes real corpus lengths), with the same
+transition scores. Two workloads are timed, each reported in sentences per second:
+
+* ``nll``: log-likelihood forward plus backward (gradients for emissions and all scores);
+* ``viterbi``: decoding under ``torch.no_grad()``.
+
+pytorch-crf is not a dependency of the project; install it in a separate environment and run
+
+    PYTHONPATH=src /tmp/peers/bin/python -m nerlab.bench.crf_bench [path/to/train.txt]
+
+This module imports only torch, numpy, numba (through the kernels) and :mod:`nerlab.crf`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from nerlab.crf import CRF
+
+try:
+    import torchcrf
+except ImportError:  # pytorch-crf is optional: its columns are then None
+    torchcrf = None
+
+DEFAULT_CONLL_TRAIN = "/work/shared/data/conll2003/train.txt"
+
+
+def read_conll_lengths(path: str) -> list[int]:
+    """Sentence lengths of a CoNLL file: sentences are separated by blank lines and
+    ``-DOCSTART-`` lines are skipped."""
+    lengths: list[int] = []
+    current = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                if current:
+                    lengths.append(current)
+                current = 0
+            elif not line.startswith("-DOCSTART-"):
+                current += 1
+    if current:
+        lengths.append(current)
+    return lengths
+
+
+def _make_batches(
+    lengths: Sequence[int], num_tags: int, batch_size: int, num_batches: int, seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(num_batches):
+        lens = torch.from_numpy(rng.choice(np.asarray(lengths), size=batch_size)).long()
+        seq_len = int(lens.max())
+        emissions = torch.randn(batch_size, seq_len, num_tags, generator=gen)
+        tags = torch.randint(num_tags, (batch_size, seq_len), generator=gen)
+        mask = torch.arange(seq_len).unsqueeze(0) < lens.unsqueeze(1)  # (B, L) left-aligned
+        batches.append((emissions, tags, mask))
+    return batches
+
+
+def _best_rate(run_pass: Callable[[], None], sentences: int, repeats: int) -> float:
+    """Sentences per second of the fastest of ``repeats`` passes (after one warm-up pass)."""
+    run_pass()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_pass()
+        best = min(best, time.perf_counter() - t0)
+    return sentences / best
+
+
+def _time_impl(nll_fn, decode_fn, params, batches, repeats):
+    def nll_pass():
+        for emissions, tags, mask in batches:
+            em = emissions.requires_grad_(True)
+            loss = nll_fn(em, tags, mask)
+            loss.backward()
+            em.grad = None
+            for p in params:
+                p.grad = None
+
+    def viterbi_pass():
+        with torch.no_grad():
+            for emissions, _, mask in batches:
+                decode_fn(emissions, mask)
+
+    sentences = sum(b[0].size(0) for b in batches)
+    return _best_rate(nll_pass, sentences, repeats), _best_rate(viterbi_pass, sentences, repeats)
+
+
+def run_crf_bench(
+    lengths: list[int],
+    num_tags: int,
+    batch_size: int = 32,
+    repeats: int = 5,
+    num_batches: int = 50,
+    seed: int = 0,
+) -> dict:
+    """Time our CRF (numba and torch backends) and pytorch-crf on identical inputs.
+
+    Returns sentences/second for NLL forward+backward (``*_nll_sps``) and Viterbi
+    (``*_viterbi_sps``) for ``ours_numba``, ``ours_torch`` and ``pytorch_crf`` (None when
+    ``torchcrf`` is not importable), the speedups ``crf_nll_speedup`` and
+    ``crf_viterbi_speedup`` (ours numba / pytorch-crf, None without it), and sanity checks that
+    the implementations agree (``max_llh_diff``, ``viterbi_agree``). Each rate is the best of
+    ``repeats`` passes over ``num_batches`` batches, after a warm-up pass (which also compiles
+    or loads the numba kernels).
+    """
+    torch.manual_seed(seed)
+    batches = _make_batches(lengths, num_tags, batch_size, num_batches, seed)
+    ours_numba = CRF(num_tags, backend="numba")
+    ours_torch = CRF(num_tags, backend="torch")
+    ours_torch.load_state_dict(ours_numba.state_dict())
+
+    result: dict = {
+        "num_tags": num_tags,
+        "batch_size": batch_size,
+        "num_batches": num_batches,
+        "mean_length": float(np.mean([int(m.sum()) / m.size(0) for _, _, m in batches])),
+        "torch_threads": torch.get_num_threads(),
+    }
+    for name, crf in (("ours_numba", ours_numba), ("ours_torch", ours_torch)):
+        nll, vit = _time_impl(
+            lambda e, t, m, crf=crf: crf(e, t, m, reduction="sum"),
+            crf.decode,
+            list(crf.parameters()),
+            batches,
+            repeats,
+        )
+        result[f"{name}_nll_sps"] = nll
+        result[f"{name}_viterbi_sps"] = vit
+
+    result.update(
+        pytorch_crf_nll_sps=None,
+        pytorch_crf_viterbi_sps=None,
+        crf_nll_speedup=None,
+        crf_viterbi_speedup=None,
+        max_llh_diff=None,
+        viterbi_agree=None,
+    )
+    if torchcrf is not None:
+        peer = torchcrf.CRF(num_tags, batch_first=True)
+        with torch.no_grad():
+            peer.transitions.copy_(ours_numba.transitions)
+            peer.start_transitions.copy_(ours_numba.start_transitions)
+            peer.end_transitions.copy_(ours_numba.end_transitions)
+        nll, vit = _time_impl(
+            lambda e, t, m: -peer(e, t, m, reduction="sum"),
+            peer.decode,
+            list(peer.parameters()),
+            batches,
+            repeats,
+        )
+        result["pytorch_crf_nll_sps"] = nll
+        result["pytorch_crf_viterbi_sps"] = vit
+        result["crf_nll_speedup"] = result["ours_numba_nll_sps"] / nll
+        result["crf_viterbi_speedup"] = result["ours_numba_viterbi_sps"] / vit
+
+        diff, agree = 0.0, True
+        with torch.no_grad():
+            for emissions, tags, mask in batches:
+                ours = ours_numba.log_likelihood(emissions, tags, mask)
+                theirs = peer(emissions, tags, mask, reduction="none")
+                diff = max(diff, float((ours - theirs).abs().max()))
+                decoded = ours_numba.decode(emissions, mask)
+                for row, path in enumerate(peer.decode(emissions, mask)):
+                    agree &= decoded[row, : len(path)].tolist() == path
+        result["max_llh_diff"] = diff
+        result["viterbi_agree"] = agree
+    return result
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else DEFAULT_CONLL_TRAIN
+    lengths = read_conll_lengths(path)
+    print(f"{len(lengths)} sentences from {path}, mean length {np.mean(lengths):.1f}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; sentences/second:")
+    header = f"{'K':>3} {'impl':<12} {'NLL fwd+bwd':>12} {'Viterbi':>10}"
+    print(header)
+    for num_tags in (9, 17):
+        r = run_crf_bench(lengths, num_tags)
+        for impl in ("ours_numba", "ours_torch", "pytorch_crf"):
+            nll, vit = r[f"{impl}_nll_sps"], r[f"{impl}_viterbi_sps"]
+            print(f"{num_tags:>3} {impl:<12} {_fmt(nll):>12} {_fmt(vit):>10}")
+        print(
+            f"{num_tags:>3} speedup      {_fmt(r['crf_nll_speedup']):>12} "
+            f"{_fmt(r['crf_viterbi_speedup']):>10}   (ours numba / pytorch-crf; "
+            f"max |llh diff| {r['max_llh_diff']}, viterbi agree {r['viterbi_agree']})"
+        )
+
+
+if __name__ == "__main__":
+    main()
