@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -23,12 +24,12 @@ from nerlab.crf import (
 BACKENDS = ["numba", "numba-log", "torch"]
 
 # Hand-written BIO constraints over O, B-X, I-X, B-Y, I-Y; START = 5, END = 6.
-O, BX, IX, BY, IY = range(5)
+OUT, BX, IX, BY, IY = range(5)
 START, END = 5, 6
 BIO_ALLOWED = (
-    [(i, j) for i in range(5) for j in (O, BX, BY)]
+    [(i, j) for i in range(5) for j in (OUT, BX, BY)]
     + [(BX, IX), (IX, IX), (BY, IY), (IY, IY)]
-    + [(START, O), (START, BX), (START, BY)]
+    + [(START, OUT), (START, BX), (START, BY)]
     + [(i, END) for i in range(5)]
 )
 
@@ -96,16 +97,27 @@ def brute_force(crf, emissions, mask, allowed=None):
 # ---------------------------------------------------------------- exactness vs brute force
 
 
+def random_allowed(num_tags, seed):
+    """About 70% of all (i, j) pairs, START and END included, START -> 0 and 0 -> END kept so
+    that every length has an allowed path."""
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.rand(num_tags + 2, num_tags + 2, generator=gen) < 0.7
+    keep[num_tags, 0] = keep[0, num_tags + 1] = keep[0, 0] = True
+    return [tuple(ij) for ij in keep.nonzero().tolist()]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("constrained", [False, True])
+@pytest.mark.parametrize("constraints", ["none", "bio", "random"])
 @pytest.mark.parametrize("seed", range(3))
-def test_log_likelihood_decode_marginals_match_brute_force(backend, constrained, seed):
-    num_tags = 5 if constrained else 2 + seed  # BIO needs 5 tags; otherwise 2..4 tags
-    allowed = BIO_ALLOWED if constrained else None
+def test_log_likelihood_decode_marginals_match_brute_force(backend, constraints, seed):
+    num_tags = {"none": 2 + seed, "bio": 5, "random": 3 + seed}[constraints]
+    allowed = {"none": None, "bio": BIO_ALLOWED, "random": random_allowed(num_tags, seed)}
+    allowed = allowed[constraints]
     crf = make_crf(num_tags, backend, allowed, seed=seed)
     emissions, tags, mask = random_batch(5, 4, num_tags, seed=100 + seed)
+    constrained = constraints == "bio"
     if constrained:
-        tags[0, :2] = torch.tensor([O, IX])  # a gold path through a forbidden transition
+        tags[0, :2] = torch.tensor([OUT, IX])  # a gold path through a forbidden transition
     truth, path_score = brute_force(crf, emissions, mask, allowed)
 
     llh = crf.log_likelihood(emissions, tags, mask)
@@ -208,6 +220,8 @@ def test_constraints_buffer_is_persistent_and_reloads():
     torch.testing.assert_close(
         fresh.log_likelihood(emissions, tags, mask), crf.log_likelihood(emissions, tags, mask)
     )
+    clone = pickle.loads(pickle.dumps(fresh))  # e.g. spawned workers, torch.save(model)
+    assert torch.equal(clone.decode(emissions, mask), crf.decode(emissions, mask))
 
 
 # ---------------------------------------------------------------- numba vs torch backends
@@ -319,8 +333,11 @@ def test_marginals_sum_to_one_on_unmasked_positions(backend):
 def test_forward_reductions(backend):
     crf = make_crf(5, backend, seed=41, dtype=torch.float32)
     emissions, tags, mask = random_batch(6, 7, 5, seed=42, dtype=torch.float32)
+    emissions.requires_grad_(True)
     nll = -crf.log_likelihood(emissions, tags, mask)
-    assert (nll > 0).all()
+    assert (nll > 0).all() and nll.requires_grad
+    with torch.no_grad():  # the numba backend then skips its backward pass
+        torch.testing.assert_close(-crf.log_likelihood(emissions, tags, mask), nll.detach())
     torch.testing.assert_close(crf(emissions, tags, mask, reduction="none"), nll)
     torch.testing.assert_close(crf(emissions, tags, mask, reduction="sum"), nll.sum())
     torch.testing.assert_close(crf(emissions, tags, mask), nll.mean())
@@ -429,6 +446,7 @@ def test_constructor_errors():
 # ---------------------------------------------------------------- TorchScript
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_torchscript_viterbi_and_log_partition_agree_with_crf():
     crf = make_crf(5, "numba", BIO_ALLOWED, seed=71, dtype=torch.float32)
     emissions, tags, mask = random_batch(8, 20, 5, seed=72, dtype=torch.float32)

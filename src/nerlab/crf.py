@@ -154,7 +154,27 @@ def numba_log_partition(
     """Differentiable ``log Z`` ``(B,)`` on the numba backend (CPU tensors of one float dtype,
     ``emissions`` contiguous, ``lengths`` an int64 NumPy array). ``force_log_space`` skips the
     scaled kernel and runs its log-space fallback for every sentence."""
-    return _NumbaLogPartition.apply(emissions, lengths, transitions, start, end, force_log_space)
+    if torch.is_grad_enabled() and (
+        emissions.requires_grad
+        or transitions.requires_grad
+        or start.requires_grad
+        or end.requires_grad
+    ):
+        return _NumbaLogPartition.apply(
+            emissions, lengths, transitions, start, end, force_log_space
+        )
+    # No graph to build (e.g. evaluation under no_grad): skip the backward pass. Inside
+    # Function.forward this cannot be told, as needs_input_grad ignores the grad mode.
+    logz, _, _, _ = _kernels.forward_backward(
+        emissions.detach().numpy(),
+        lengths,
+        transitions.detach().numpy(),
+        start.detach().numpy(),
+        end.detach().numpy(),
+        False,
+        force_log_space,
+    )
+    return torch.from_numpy(logz)
 
 
 class CRF(nn.Module):
@@ -203,7 +223,6 @@ class CRF(nn.Module):
                 constraints[i, j] = 0.0
         self.register_buffer("transition_constraints", constraints)
         self._refresh_constrained()
-        self.register_load_state_dict_post_hook(lambda module, _keys: module._refresh_constrained())
         #: Testing hook: run the numba normaliser's log-space fallback for every sentence.
         self._force_log_space = False
         self.reset_parameters()
@@ -216,11 +235,18 @@ class CRF(nn.Module):
 
     def _refresh_constrained(self) -> None:
         # Cached as a Python bool so that unconstrained CRFs skip three additions per call;
-        # refreshed after load_state_dict. Edit the buffer in place only via load_state_dict.
+        # refreshed by load_state_dict. Change the buffer through load_state_dict (or call
+        # this method after editing it in place).
         self._constrained = bool((self.transition_constraints != 0).any())
 
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh_constrained()
+
     def extra_repr(self) -> str:
-        return f"num_tags={self.num_tags}, backend={self.backend!r}, constrained={self._constrained}"
+        return (
+            f"num_tags={self.num_tags}, backend={self.backend!r}, constrained={self._constrained}"
+        )
 
     # ------------------------------------------------------------------ public API
 

@@ -9,9 +9,9 @@ kernels in a ``torch.autograd.Function``. Conventions shared by all kernels:
   score the first and last tag. Constraint penalties are already added by the caller.
 
 Arithmetic is float64 inside the kernels whatever the input dtype; outputs have the dtype of
-``em``. Each batch driver comes in a serial and a ``prange`` flavour: on small batches the
-thread pool's start-up costs more than it saves, so :func:`forward_backward` and
-:func:`viterbi` pick one by the amount of work.
+``em``. Each batch driver comes in a serial and a ``prange`` flavour (over sentences): on
+small batches the thread pool's start-up costs more than it saves, so :func:`forward_backward`
+and :func:`viterbi` pick one by the amount of work.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ _TINY = 1e-250
 # The marginals of a sentence must sum to its length within this relative error, otherwise
 # the scaled backward pass overflowed and the sentence is recomputed in log space.
 _MARGINAL_TOL = 1e-6
-# Tokens * K * K below which the serial drivers are used (measured on 2 cores).
-PARALLEL_MIN_WORK = 200_000
+# Batch * length * K * K from which the prange drivers are used: below it the thread pool's
+# start-up costs more than it saves (measured on 2 cores, numba's omp threading layer).
+PARALLEL_MIN_WORK_FB = 12_000
+PARALLEL_MIN_WORK_VITERBI = 30_000
 
 
 @njit(nogil=True, cache=True)
@@ -84,8 +86,22 @@ def _logsumexp(v):
 
 @njit(nogil=True, cache=True)
 def _sentence_scaled(
-    em, n, eT, eTt, e_start, e_end, off_T, off_start, off_end, need_grad, alpha, u, scale, marg,
-    pair, last,
+    em,
+    n,
+    eT,
+    eTt,
+    e_start,
+    e_end,
+    off_T,
+    off_start,
+    off_end,
+    need_grad,
+    alpha,
+    u,
+    scale,
+    marg,
+    pair,
+    last,
 ):
     """Forward-backward for one sentence in scaled probability space (Rabiner).
 
@@ -222,10 +238,10 @@ def _sentence_log(em, n, trans, start, end, need_grad, alpha, marg, pair, last):
 
 
 @njit(nogil=True, cache=True)
-def _fb_one(b, em, lengths, trans, start, end, prep, need_grad, force_log, logz, marg, pair, last):
+def _fb_one(b, em, lengths, prep, need_grad, force_log, logz, marg, pair, last):
     """Scaled forward-backward of sentence ``b``, falling back to log space when needed."""
     eT, eTt, e_start, e_end, off_T, off_start, off_end, trans64, start64, end64 = prep
-    L, K = em.shape[1], em.shape[2]
+    K = em.shape[2]
     n = lengths[b]
     alpha = np.empty((n, K))
     marg_b = np.zeros((n, K))
@@ -236,12 +252,27 @@ def _fb_one(b, em, lengths, trans, start, end, prep, need_grad, force_log, logz,
         u = np.empty((n, K))
         scale = np.empty(n)
         z = _sentence_scaled(
-            em[b], n, eT, eTt, e_start, e_end, off_T, off_start, off_end, need_grad, alpha, u,
-            scale, marg_b, pair_b, last_b,
+            em[b],
+            n,
+            eT,
+            eTt,
+            e_start,
+            e_end,
+            off_T,
+            off_start,
+            off_end,
+            need_grad,
+            alpha,
+            u,
+            scale,
+            marg_b,
+            pair_b,
+            last_b,
         )
     if np.isnan(z):
-        z = _sentence_log(em[b], n, trans64, start64, end64, need_grad, alpha, marg_b, pair_b,
-                          last_b)
+        z = _sentence_log(
+            em[b], n, trans64, start64, end64, need_grad, alpha, marg_b, pair_b, last_b
+        )
     logz[b] = z
     if need_grad:
         for t in range(n):
@@ -260,8 +291,16 @@ def _prepare(trans, start, end):
     e_end, off_end = _exp_shifted(end)
     eTt = np.ascontiguousarray(eT.T)
     return (
-        eT, eTt, e_start, e_end, off_T, off_start, off_end,
-        trans.astype(np.float64), start.astype(np.float64), end.astype(np.float64),
+        eT,
+        eTt,
+        e_start,
+        e_end,
+        off_T,
+        off_start,
+        off_end,
+        trans.astype(np.float64),
+        start.astype(np.float64),
+        end.astype(np.float64),
     )
 
 
@@ -281,8 +320,7 @@ def _forward_backward_serial(em, lengths, trans, start, end, need_grad, force_lo
     prep = _prepare(trans, start, end)
     logz, marg, pair, last = _alloc_fb(em, need_grad)
     for b in range(em.shape[0]):
-        _fb_one(b, em, lengths, trans, start, end, prep, need_grad, force_log, logz, marg, pair,
-                last)
+        _fb_one(b, em, lengths, prep, need_grad, force_log, logz, marg, pair, last)
     return logz, marg, pair, last
 
 
@@ -291,13 +329,13 @@ def _forward_backward_parallel(em, lengths, trans, start, end, need_grad, force_
     prep = _prepare(trans, start, end)
     logz, marg, pair, last = _alloc_fb(em, need_grad)
     for b in prange(em.shape[0]):
-        _fb_one(b, em, lengths, trans, start, end, prep, need_grad, force_log, logz, marg, pair,
-                last)
+        _fb_one(b, em, lengths, prep, need_grad, force_log, logz, marg, pair, last)
     return logz, marg, pair, last
 
 
-def forward_backward(em, lengths, trans, start, end, need_grad=True, force_log=False,
-                     parallel=None):
+def forward_backward(
+    em, lengths, trans, start, end, need_grad=True, force_log=False, parallel=None
+):
     """Log-partition ``(B,)`` and, with ``need_grad``, its gradients.
 
     Returns ``(logz, marg, pair, last)``: ``marg`` ``(B, L, K)`` unary marginals (0 at padded
@@ -308,7 +346,7 @@ def forward_backward(em, lengths, trans, start, end, need_grad=True, force_log=F
     """
     if parallel is None:
         B, L, K = em.shape
-        parallel = B > 1 and B * L * K * K >= PARALLEL_MIN_WORK
+        parallel = B > 1 and B * L * K * K >= PARALLEL_MIN_WORK_FB
     fn = _forward_backward_parallel if parallel else _forward_backward_serial
     return fn(em, lengths, trans, start, end, need_grad, force_log)
 
@@ -378,6 +416,6 @@ def viterbi(em, lengths, trans, start, end, parallel=None):
     """Best tag sequence per sentence, ``(B, L)`` int64 with 0 at padded positions."""
     if parallel is None:
         B, L, K = em.shape
-        parallel = B > 1 and B * L * K * K >= PARALLEL_MIN_WORK
+        parallel = B > 1 and B * L * K * K >= PARALLEL_MIN_WORK_VITERBI
     fn = _viterbi_parallel if parallel else _viterbi_serial
     return fn(em, lengths, trans, start, end)
