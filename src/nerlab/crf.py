@@ -109,7 +109,7 @@ class _NumbaLogPartition(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, emissions, lengths, transitions, start, end, force_log_space):
+    def forward(ctx, emissions, lengths, transitions, start, end, force_log_space, parallel):
         need_grad = any(ctx.needs_input_grad)
         logz, marg, pair, last = _kernels.forward_backward(
             emissions.detach().numpy(),
@@ -119,6 +119,7 @@ class _NumbaLogPartition(torch.autograd.Function):
             end.detach().numpy(),
             need_grad,
             force_log_space,
+            parallel,
         )
         if need_grad:
             ctx.marg = torch.from_numpy(marg)  # (B, L, K)
@@ -129,7 +130,7 @@ class _NumbaLogPartition(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_logz):
         g = grad_logz.contiguous()
-        need_em, _, need_trans, need_start, need_end, _ = ctx.needs_input_grad
+        need_em, _, need_trans, need_start, need_end, _, _ = ctx.needs_input_grad
         grad_em = grad_trans = grad_start = grad_end = None
         if need_em:
             grad_em = ctx.marg * g.view(-1, 1, 1)
@@ -140,7 +141,7 @@ class _NumbaLogPartition(torch.autograd.Function):
             grad_start = g @ ctx.marg[:, 0]
         if need_end:
             grad_end = g @ ctx.last
-        return grad_em, None, grad_trans, grad_start, grad_end, None
+        return grad_em, None, grad_trans, grad_start, grad_end, None, None
 
 
 def numba_log_partition(
@@ -150,10 +151,12 @@ def numba_log_partition(
     start: Tensor,
     end: Tensor,
     force_log_space: bool = False,
+    parallel: bool | None = None,
 ) -> Tensor:
     """Differentiable ``log Z`` ``(B,)`` on the numba backend (CPU tensors of one float dtype,
     ``emissions`` contiguous, ``lengths`` an int64 NumPy array). ``force_log_space`` skips the
-    scaled kernel and runs its log-space fallback for every sentence."""
+    scaled kernel and runs its log-space fallback for every sentence; ``parallel`` picks the
+    kernel driver (see :func:`nerlab.crf_kernels.forward_backward`)."""
     if torch.is_grad_enabled() and (
         emissions.requires_grad
         or transitions.requires_grad
@@ -161,7 +164,7 @@ def numba_log_partition(
         or end.requires_grad
     ):
         return _NumbaLogPartition.apply(
-            emissions, lengths, transitions, start, end, force_log_space
+            emissions, lengths, transitions, start, end, force_log_space, parallel
         )
     # No graph to build (e.g. evaluation under no_grad): skip the backward pass. Inside
     # Function.forward this cannot be told, as needs_input_grad ignores the grad mode.
@@ -173,6 +176,7 @@ def numba_log_partition(
         end.detach().numpy(),
         False,
         force_log_space,
+        parallel,
     )
     return torch.from_numpy(logz)
 
@@ -223,6 +227,9 @@ class CRF(nn.Module):
                 constraints[i, j] = 0.0
         self.register_buffer("transition_constraints", constraints)
         self._refresh_constrained()
+        #: numba backend: True/False forces the prange/serial kernels, None (default) follows
+        #: ``NERLAB_CRF_PARALLEL`` (off unless set to 1; see :mod:`nerlab.crf_kernels`).
+        self.parallel: bool | None = None
         #: Testing hook: run the numba normaliser's log-space fallback for every sentence.
         self._force_log_space = False
         self.reset_parameters()
@@ -306,6 +313,7 @@ class CRF(nn.Module):
                     end.detach().numpy(),
                     True,
                     self._force_log_space,
+                    self.parallel,
                 )
                 return torch.from_numpy(marg)
         # Torch backend: the marginals are the gradient of log Z with respect to the emissions.
@@ -350,7 +358,13 @@ class CRF(nn.Module):
         """Log-partition function ``log Z``, ``(B,)``."""
         if self._use_numba(emissions):
             return numba_log_partition(
-                emissions, lengths.numpy(), transitions, start, end, self._force_log_space
+                emissions,
+                lengths.numpy(),
+                transitions,
+                start,
+                end,
+                self._force_log_space,
+                self.parallel,
             )
         return log_partition_torch(emissions, mask, transitions, start, end)
 
@@ -371,6 +385,7 @@ class CRF(nn.Module):
                 transitions.detach().numpy(),
                 start.detach().numpy(),
                 end.detach().numpy(),
+                self.parallel,
             )
             return torch.from_numpy(out)
         return viterbi_decode_torch(emissions, mask, transitions, start, end)

@@ -9,14 +9,22 @@ kernels in a ``torch.autograd.Function``. Conventions shared by all kernels:
   score the first and last tag. Constraint penalties are already added by the caller.
 
 Arithmetic is float64 inside the kernels whatever the input dtype; outputs have the dtype of
-``em``. Each batch driver comes in a serial and a ``prange`` flavour (over sentences): on
-small batches the thread pool's start-up costs more than it saves, so :func:`forward_backward`
-and :func:`viterbi` pick one by the amount of work.
+``em``.
+
+Each batch driver comes in a serial and a ``prange`` flavour (over sentences). The serial one
+is the default. On an idle 2-core machine ``prange`` is 1.1-1.8x faster for a batch of 32
+CoNLL sentences, but when another process keeps the second core busy every parallel region
+waits for a scheduler time slice, and a call became up to 30x slower than the serial kernel
+(measured here while another job ran). Set ``NERLAB_CRF_PARALLEL=1`` (or pass
+``parallel=True``, or set ``CRF.parallel``) on a machine with cores to spare; even then the
+serial kernel serves batches below ``PARALLEL_MIN_WORK_*`` (batch * length * K * K), where the
+thread pool's start-up costs more than it saves.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numba import njit, prange
@@ -27,10 +35,18 @@ _TINY = 1e-250
 # The marginals of a sentence must sum to its length within this relative error, otherwise
 # the scaled backward pass overflowed and the sentence is recomputed in log space.
 _MARGINAL_TOL = 1e-6
-# Batch * length * K * K from which the prange drivers are used: below it the thread pool's
-# start-up costs more than it saves (measured on 2 cores, numba's omp threading layer).
+#: Use the prange drivers by default (for batches above the thresholds below).
+PARALLEL = os.environ.get("NERLAB_CRF_PARALLEL", "0") == "1"
+# Batch * length * K * K from which prange pays off (measured on 2 cores, numba's omp layer).
 PARALLEL_MIN_WORK_FB = 12_000
 PARALLEL_MIN_WORK_VITERBI = 30_000
+
+
+def _use_parallel(parallel, em, min_work):
+    if parallel is not None:
+        return bool(parallel)
+    B, L, K = em.shape
+    return PARALLEL and B > 1 and B * L * K * K >= min_work
 
 
 @njit(nogil=True, cache=True)
@@ -343,10 +359,10 @@ def forward_backward(
     d logZ / d trans, ``last`` ``(B, K)`` marginals at each sentence's last position = d logZ /
     d end (d logZ / d start is ``marg[:, 0]``). Without ``need_grad`` the last three have batch
     size 0. ``force_log`` skips the scaled kernel (to test the log-space fallback).
+    ``parallel``: True/False forces the prange/serial driver, None follows :data:`PARALLEL`
+    and the work threshold.
     """
-    if parallel is None:
-        B, L, K = em.shape
-        parallel = B > 1 and B * L * K * K >= PARALLEL_MIN_WORK_FB
+    parallel = _use_parallel(parallel, em, PARALLEL_MIN_WORK_FB)
     fn = _forward_backward_parallel if parallel else _forward_backward_serial
     return fn(em, lengths, trans, start, end, need_grad, force_log)
 
@@ -413,9 +429,8 @@ def _viterbi_parallel(em, lengths, trans, start, end):
 
 
 def viterbi(em, lengths, trans, start, end, parallel=None):
-    """Best tag sequence per sentence, ``(B, L)`` int64 with 0 at padded positions."""
-    if parallel is None:
-        B, L, K = em.shape
-        parallel = B > 1 and B * L * K * K >= PARALLEL_MIN_WORK_VITERBI
+    """Best tag sequence per sentence, ``(B, L)`` int64 with 0 at padded positions
+    (``parallel`` as in :func:`forward_backward`)."""
+    parallel = _use_parallel(parallel, em, PARALLEL_MIN_WORK_VITERBI)
     fn = _viterbi_parallel if parallel else _viterbi_serial
     return fn(em, lengths, trans, start, end)

@@ -68,23 +68,13 @@ def _make_batches(
     return batches
 
 
-def _best_rate(run_pass: Callable[[], None], sentences: int, repeats: int) -> float:
-    """Sentences per second of the fastest of ``repeats`` passes (after one warm-up pass)."""
-    run_pass()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run_pass()
-        best = min(best, time.perf_counter() - t0)
-    return sentences / best
+def _passes(crf_nll, crf_decode, params, batches) -> tuple[Callable, Callable]:
+    """One pass over all batches for each workload: NLL forward+backward, and Viterbi."""
 
-
-def _time_impl(nll_fn, decode_fn, params, batches, repeats):
     def nll_pass():
         for emissions, tags, mask in batches:
             em = emissions.requires_grad_(True)
-            loss = nll_fn(em, tags, mask)
-            loss.backward()
+            crf_nll(em, tags, mask).backward()
             em.grad = None
             for p in params:
                 p.grad = None
@@ -92,80 +82,104 @@ def _time_impl(nll_fn, decode_fn, params, batches, repeats):
     def viterbi_pass():
         with torch.no_grad():
             for emissions, _, mask in batches:
-                decode_fn(emissions, mask)
+                crf_decode(emissions, mask)
 
-    sentences = sum(b[0].size(0) for b in batches)
-    return _best_rate(nll_pass, sentences, repeats), _best_rate(viterbi_pass, sentences, repeats)
+    return nll_pass, viterbi_pass
+
+
+def _time_round_robin(passes: dict[str, Callable], repeats: int) -> dict[str, float]:
+    """Best time of each pass over ``repeats`` rounds, every round running every pass once, so
+    that a burst of load from another process hits all implementations alike."""
+    for run in passes.values():  # warm-up (also compiles or loads the numba kernels)
+        run()
+    best = dict.fromkeys(passes, float("inf"))
+    for _ in range(repeats):
+        for name, run in passes.items():
+            t0 = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 def run_crf_bench(
     lengths: list[int],
     num_tags: int,
     batch_size: int = 32,
-    repeats: int = 5,
-    num_batches: int = 50,
+    repeats: int = 7,
+    num_batches: int = 40,
     seed: int = 0,
+    include_parallel: bool = True,
 ) -> dict:
     """Time our CRF (numba and torch backends) and pytorch-crf on identical inputs.
 
     Returns sentences/second for NLL forward+backward (``*_nll_sps``) and Viterbi
-    (``*_viterbi_sps``) for ``ours_numba``, ``ours_torch`` and ``pytorch_crf`` (None when
-    ``torchcrf`` is not importable), the speedups ``crf_nll_speedup`` and
-    ``crf_viterbi_speedup`` (ours numba / pytorch-crf, None without it), and sanity checks that
-    the implementations agree (``max_llh_diff``, ``viterbi_agree``). Each rate is the best of
-    ``repeats`` passes over ``num_batches`` batches, after a warm-up pass (which also compiles
-    or loads the numba kernels).
+    (``*_viterbi_sps``) for ``ours_numba`` (the default serial kernels), ``ours_torch``,
+    ``pytorch_crf`` (None when ``torchcrf`` is not importable) and, with
+    ``include_parallel``, ``ours_numba_parallel`` (the opt-in prange kernels); the speedups
+    ``crf_nll_speedup`` and ``crf_viterbi_speedup`` (ours numba / pytorch-crf, None without
+    it); and checks that the implementations agree (``max_llh_diff``, ``viterbi_agree``).
+    Each rate is the best of ``repeats`` passes over ``num_batches`` batches, the
+    implementations taking turns, after a warm-up pass.
     """
     torch.manual_seed(seed)
     batches = _make_batches(lengths, num_tags, batch_size, num_batches, seed)
     ours_numba = CRF(num_tags, backend="numba")
-    ours_torch = CRF(num_tags, backend="torch")
-    ours_torch.load_state_dict(ours_numba.state_dict())
+    ours_numba.parallel = False
+    crfs = {"ours_numba": ours_numba}
+    if include_parallel:
+        crfs["ours_numba_parallel"] = CRF(num_tags, backend="numba")
+        crfs["ours_numba_parallel"].parallel = True
+    crfs["ours_torch"] = CRF(num_tags, backend="torch")
+    for crf in crfs.values():
+        crf.load_state_dict(ours_numba.state_dict())
 
-    result: dict = {
-        "num_tags": num_tags,
-        "batch_size": batch_size,
-        "num_batches": num_batches,
-        "mean_length": float(np.mean([int(m.sum()) / m.size(0) for _, _, m in batches])),
-        "torch_threads": torch.get_num_threads(),
-    }
-    for name, crf in (("ours_numba", ours_numba), ("ours_torch", ours_torch)):
-        nll, vit = _time_impl(
+    passes: dict[str, Callable] = {}
+    for name, crf in crfs.items():
+        nll_pass, viterbi_pass = _passes(
             lambda e, t, m, crf=crf: crf(e, t, m, reduction="sum"),
             crf.decode,
             list(crf.parameters()),
             batches,
-            repeats,
         )
-        result[f"{name}_nll_sps"] = nll
-        result[f"{name}_viterbi_sps"] = vit
-
-    result.update(
-        pytorch_crf_nll_sps=None,
-        pytorch_crf_viterbi_sps=None,
-        crf_nll_speedup=None,
-        crf_viterbi_speedup=None,
-        max_llh_diff=None,
-        viterbi_agree=None,
-    )
+        passes[f"{name}_nll"] = nll_pass
+        passes[f"{name}_viterbi"] = viterbi_pass
+    peer = None
     if torchcrf is not None:
         peer = torchcrf.CRF(num_tags, batch_first=True)
         with torch.no_grad():
             peer.transitions.copy_(ours_numba.transitions)
             peer.start_transitions.copy_(ours_numba.start_transitions)
             peer.end_transitions.copy_(ours_numba.end_transitions)
-        nll, vit = _time_impl(
+        nll_pass, viterbi_pass = _passes(
             lambda e, t, m: -peer(e, t, m, reduction="sum"),
             peer.decode,
             list(peer.parameters()),
             batches,
-            repeats,
         )
-        result["pytorch_crf_nll_sps"] = nll
-        result["pytorch_crf_viterbi_sps"] = vit
-        result["crf_nll_speedup"] = result["ours_numba_nll_sps"] / nll
-        result["crf_viterbi_speedup"] = result["ours_numba_viterbi_sps"] / vit
+        passes["pytorch_crf_nll"] = nll_pass
+        passes["pytorch_crf_viterbi"] = viterbi_pass
 
+    sentences = batch_size * num_batches
+    best = _time_round_robin(passes, repeats)
+    result: dict = {
+        "num_tags": num_tags,
+        "batch_size": batch_size,
+        "num_batches": num_batches,
+        "repeats": repeats,
+        "mean_length": float(np.mean([int(m.sum()) / m.size(0) for _, _, m in batches])),
+        "torch_threads": torch.get_num_threads(),
+        "pytorch_crf_nll_sps": None,
+        "pytorch_crf_viterbi_sps": None,
+    }
+    for key, seconds in best.items():
+        result[f"{key}_sps"] = sentences / seconds
+    result.update(crf_nll_speedup=None, crf_viterbi_speedup=None)
+    result.update(max_llh_diff=None, viterbi_agree=None)
+    if peer is not None:
+        result["crf_nll_speedup"] = result["ours_numba_nll_sps"] / result["pytorch_crf_nll_sps"]
+        result["crf_viterbi_speedup"] = (
+            result["ours_numba_viterbi_sps"] / result["pytorch_crf_viterbi_sps"]
+        )
         diff, agree = 0.0, True
         with torch.no_grad():
             for emissions, tags, mask in batches:
@@ -192,15 +206,15 @@ def main(argv: list[str] | None = None) -> None:
     lengths = read_conll_lengths(path)
     print(f"{len(lengths)} sentences from {path}, mean length {np.mean(lengths):.1f}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; sentences/second:")
-    header = f"{'K':>3} {'impl':<12} {'NLL fwd+bwd':>12} {'Viterbi':>10}"
+    header = f"{'K':>3} {'impl':<20} {'NLL fwd+bwd':>12} {'Viterbi':>10}"
     print(header)
     for num_tags in (9, 17):
         r = run_crf_bench(lengths, num_tags)
-        for impl in ("ours_numba", "ours_torch", "pytorch_crf"):
+        for impl in ("ours_numba", "ours_numba_parallel", "ours_torch", "pytorch_crf"):
             nll, vit = r[f"{impl}_nll_sps"], r[f"{impl}_viterbi_sps"]
-            print(f"{num_tags:>3} {impl:<12} {_fmt(nll):>12} {_fmt(vit):>10}")
+            print(f"{num_tags:>3} {impl:<20} {_fmt(nll):>12} {_fmt(vit):>10}")
         print(
-            f"{num_tags:>3} speedup      {_fmt(r['crf_nll_speedup']):>12} "
+            f"{num_tags:>3} {'speedup':<20} {_fmt(r['crf_nll_speedup']):>12} "
             f"{_fmt(r['crf_viterbi_speedup']):>10}   (ours numba / pytorch-crf; "
             f"max |llh diff| {r['max_llh_diff']}, viterbi agree {r['viterbi_agree']})"
         )

@@ -1,0 +1,75 @@
+"""Shared fixtures: small column files written by the tests, and the real data when present."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONLL_DIR = ROOT.parent / "shared" / "data" / "conll2003"
+
+# Tests never touch the network; MLflow and Hydra must not try either.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PERSONS = ["John", "Mary", "Peter", "Anna", "Ali", "Chen"]
+PLACES = ["London", "Paris", "Berlin", "Tokyo", "Lagos", "Lima"]
+ORGS = [("United", "Nations"), ("Acme", "Corp"), ("Red", "Cross")]
+FILLER = ["lives", "in", "works", "for", "visited", "and", "the", "city", "today", "."]
+
+
+def make_sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    """Random but learnable sentences: entities come from fixed lists, tags are IOB2."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.random()
+            if kind < 0.25:
+                tokens.append(rng.choice(PERSONS))
+                tags.append("B-PER")
+            elif kind < 0.5:
+                tokens.append(rng.choice(PLACES))
+                tags.append("B-LOC")
+            elif kind < 0.65:
+                a, b = rng.choice(ORGS)
+                tokens += [a, b]
+                tags += ["B-ORG", "I-ORG"]
+            else:
+                tokens.append(rng.choice(FILLER))
+                tags.append("O")
+            tokens.append(rng.choice(FILLER))
+            tags.append("O")
+        out.append((tokens, tags))
+    return out
+
+
+def write_conll(path: Path, sentences, *, pos: bool = True, docstart: bool = True) -> Path:
+    lines = ["-DOCSTART- -X- -X- O", ""] if docstart else []
+    for tokens, tags in sentences:
+        for token, tag in zip(tokens, tags, strict=True):
+            lines.append(f"{token} NN B-NP {tag}" if pos else f"{token} {tag}")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """A folder with train.txt, valid.txt and test.txt in CoNLL-2003's four-column layout."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    write_conll(folder / "train.txt", make_sentences(120, seed=1))
+    write_conll(folder / "valid.txt", make_sentences(30, seed=2))
+    write_conll(folder / "test.txt", make_sentences(30, seed=3))
+    return folder
+
+
+@pytest.fixture
+def conll_dir() -> Path:
+    if not (CONLL_DIR / "train.txt").exists():
+        pytest.skip("the real CoNLL-2003 data is not beside the repository")
+    return CONLL_DIR

@@ -1,0 +1,120 @@
+"""NERDataModule: parse once, vocabularies from train, batches, no truncation at evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_sentences, write_conll
+from nerlab.data.datamodule import NERDataModule, make_batch
+from nerlab.data.vocab import PAD_ID, UNK_ID
+
+
+def test_setup_builds_vocabularies_from_train_only(tiny_corpus):
+    test = tiny_corpus / "test.txt"
+    test.write_text(test.read_text() + "Zanzibar B-LOC\nqqq O\n")
+    dm = NERDataModule(dir=str(tiny_corpus), tag_scheme="iobes", batch_size=8)
+    dm.setup()
+    assert "Zanzibar" not in dm.vocabs.words.index and "qqq" not in dm.vocabs.words.index
+    assert dm.vocabs.tags.scheme == "iobes" and "S-LOC" in dm.vocabs.tags.tags
+    assert dm.stats["train_sentences"] == 120 and dm.stats["test_sentences"] == 31
+    assert dm.stats["test_oov_rate"] > 0
+    assert dm.entity_types == ["LOC", "ORG", "PER"]
+    # the gold kept for scoring is IOB2 whatever the training scheme
+    assert dm.splits["test"].gold[-1] == ["B-LOC", "O"]
+
+
+def test_batches_are_dynamically_padded_and_forms_map_back_to_tokens(tiny_corpus):
+    dm = NERDataModule(dir=str(tiny_corpus), batch_size=16, singleton_unk_prob=0.0)
+    dm.setup()
+    split, table = dm.splits["train"], dm.table
+    batch = next(iter(dm.train_dataloader()))
+    lengths = batch["mask"].sum(1)
+    assert batch["mask"].shape[1] == int(lengths.max())  # padded to the longest in the batch
+    assert batch["mask"].dtype == torch.bool
+    sentences = dm.sentences["train"]
+    for row, idx in enumerate(batch["indices"].tolist()):
+        tokens = sentences[idx].tokens
+        n = len(tokens)
+        assert int(lengths[row]) == n
+        for j, token in enumerate(tokens):
+            u = int(batch["form_index"][row, j])
+            width = int(batch["char_lengths"][u])
+            assert batch["char_ids"][u, :width].tolist() == dm.vocabs.chars.encode(token)
+            assert int(batch["word_ids"][row, j]) == dm.vocabs.words.lookup(token)
+        assert (batch["word_ids"][row, n:] == PAD_ID).all()
+    # each distinct form of the batch appears once in char_ids
+    assert batch["char_ids"].shape[0] == len({t for i in batch["indices"].tolist() for t in sentences[i].tokens})
+    assert split is dm.splits["train"] and len(table) >= len(dm.vocabs.words) - 2
+
+
+def test_singleton_words_are_replaced_by_unk_with_the_given_probability(tiny_corpus):
+    train = tiny_corpus / "train.txt"
+    train.write_text(train.read_text() + "".join(f"solo{chr(97 + i // 26)}{chr(97 + i % 26)} O\n\n" for i in range(400)))
+    dm = NERDataModule(dir=str(tiny_corpus), singleton_unk_prob=0.5)
+    dm.setup()
+    split = dm.splits["train"]
+    idx = np.arange(len(split) - 400, len(split))
+    batch = make_batch(split, dm.table, idx, singleton_unk_prob=0.5, seed=1)
+    unk = (batch["word_ids"][:, 0] == UNK_ID).float().mean().item()
+    assert 0.4 < unk < 0.6
+    assert (make_batch(split, dm.table, idx)["word_ids"][:, 0] > UNK_ID).all()
+
+
+def test_evaluation_never_truncates_and_restores_order(tmp_path):
+    write_conll(tmp_path / "train.txt", make_sentences(50, seed=1))
+    write_conll(tmp_path / "valid.txt", make_sentences(10, seed=2))
+    long = [(["John"] + ["lives"] * 299, ["B-PER"] + ["O"] * 299)]
+    write_conll(tmp_path / "test.txt", make_sentences(20, seed=3) + long)
+    dm = NERDataModule(dir=str(tmp_path), sentence_length=5, word_length=3, eval_batch_size=4)
+    dm.setup()
+    assert max(dm.splits["train"].lengths) <= 5
+    seen = []
+    for batch in dm.test_dataloader():
+        seen.extend(batch["indices"].tolist())
+        lengths = batch["mask"].sum(1).tolist()
+        if 20 in batch["indices"].tolist():
+            assert max(lengths) == 300
+        assert batch["char_ids"].shape[1] <= 3
+    assert sorted(seen) == list(range(21))
+    assert seen[0] == 20  # longest first
+
+
+def test_without_a_validation_file_a_seeded_fraction_of_train_is_held_out(tiny_corpus):
+    a = NERDataModule(dir=str(tiny_corpus), val_file=None, val_fraction=0.25, seed=7)
+    b = NERDataModule(dir=str(tiny_corpus), val_file=None, val_fraction=0.25, seed=7)
+    a.setup()
+    b.setup()
+    assert len(a.splits["val"]) == 30 and len(a.splits["train"]) == 90
+    assert a.splits["val"].gold == b.splits["val"].gold
+    held = {s.line for s in a.sentences["val"]}
+    assert len(held) == 30 and not held & {s.line for s in a.sentences["train"]}
+    c = NERDataModule(dir=str(tiny_corpus), val_file=None, val_fraction=0.25, seed=8)
+    c.setup()
+    assert {s.line for s in c.sentences["val"]} != held
+
+
+def test_a_type_unseen_in_training_is_warned_about_and_scored(tiny_corpus, caplog):
+    test = tiny_corpus / "test.txt"
+    test.write_text(test.read_text() + "Gadget B-PRODUCT\n")
+    dm = NERDataModule(dir=str(tiny_corpus))
+    with caplog.at_level("WARNING"):
+        dm.setup()
+    assert "entity type PRODUCT never occurs in the training data" in caplog.text
+    assert "PRODUCT" in dm.entity_types
+
+
+def test_missing_file_without_a_data_set_name(tmp_path):
+    from nerlab.errors import DataFormatError
+
+    dm = NERDataModule(dir=str(tmp_path))
+    with pytest.raises(DataFormatError, match="train.txt: expected an existing file"):
+        dm.setup()
+
+
+def test_real_training_split_encodes(conll_dir):
+    dm = NERDataModule(dir=str(conll_dir))
+    dm.setup()
+    assert dm.stats["train_tokens"] == 203621 and dm.stats["val_tokens"] == 51362
+    assert len(dm.vocabs.tags) == 17

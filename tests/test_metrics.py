@@ -1,0 +1,74 @@
+"""EntityF1 equals seqeval, also on ill-formed sequences, and syncs as plain sums."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from seqeval.metrics import classification_report as seqeval_report
+from seqeval.metrics import f1_score, precision_score, recall_score
+
+from nerlab.metrics import EntityF1, classification_report
+
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "E-PER", "S-LOC"]
+
+
+def random_sequences(rng: random.Random, n: int, tags=TAGS):
+    gold, pred = [], []
+    for _ in range(n):
+        length = rng.randint(1, 12)
+        g = [rng.choice(tags) for _ in range(length)]
+        p = [t if rng.random() < 0.6 else rng.choice(tags) for t in g]
+        gold.append(g)
+        pred.append(p)
+    return gold, pred
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_seqeval_on_random_and_ill_formed_sequences(seed):
+    rng = random.Random(seed)
+    gold, pred = random_sequences(rng, 200)
+    metric = EntityF1(["LOC", "ORG", "PER"])
+    for i in range(0, 200, 37):  # several updates, as batches arrive
+        metric.update(pred[i : i + 37], gold[i : i + 37])
+    scores = metric.compute()
+    assert scores["f1"] == pytest.approx(f1_score(gold, pred), abs=1e-12)
+    assert scores["precision"] == pytest.approx(precision_score(gold, pred), abs=1e-12)
+    assert scores["recall"] == pytest.approx(recall_score(gold, pred), abs=1e-12)
+    per_type = seqeval_report(gold, pred, output_dict=True)
+    for name in ("LOC", "ORG", "PER"):
+        assert scores["per_type"][name]["f1"] == pytest.approx(per_type[name]["f1-score"], abs=1e-12)
+        assert scores["per_type"][name]["support"] == per_type[name]["support"]
+
+
+def test_split_states_summed_equal_one_pass():
+    """What a distributed run does: each process counts its shard, the sums are combined."""
+    rng = random.Random(9)
+    gold, pred = random_sequences(rng, 100, TAGS[:7])
+    whole = EntityF1(["LOC", "ORG", "PER"])
+    whole.update(pred, gold)
+    parts = [EntityF1(["LOC", "ORG", "PER"]) for _ in range(2)]
+    parts[0].update(pred[::2], gold[::2])
+    parts[1].update(pred[1::2], gold[1::2])
+    for name in ("tp", "pred", "gold"):
+        assert (getattr(parts[0], name) + getattr(parts[1], name)).tolist() == getattr(whole, name).tolist()
+
+
+def test_perfect_and_empty_predictions_and_report():
+    metric = EntityF1(["PER"])
+    metric.update([["B-PER", "I-PER", "O"]], [["B-PER", "I-PER", "O"]])
+    assert metric.compute()["f1"] == 1.0
+    metric.reset()
+    metric.update([["O", "O"]], [["B-PER", "O"]])
+    scores = metric.compute()
+    assert scores["f1"] == 0.0 and scores["per_type"]["PER"]["support"] == 1
+    report = classification_report(scores)
+    assert "PER" in report and "micro avg" in report
+
+
+def test_unknown_type_and_length_mismatch_are_errors():
+    metric = EntityF1(["PER"])
+    with pytest.raises(ValueError, match="entity type 'LOC' is not among"):
+        metric.update([["B-LOC"]], [["O"]])
+    with pytest.raises(ValueError, match="a predicted sequence of 1 tags for 2"):
+        metric.update([["O"]], [["O", "O"]])
