@@ -1,0 +1,175 @@
+"""`make train` / `nerlab-train`: composed configs, MLflow records, saved models, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from conftest import ROOT
+from nerlab.train import CONF_DIR, train, translate_original_flags
+
+BIN = Path(sys.executable).parent
+SMALL = [
+    "model.embeddings=null",
+    "model.word_embedding_dims=16",
+    "model.character_embedding_dims=8",
+    "model.char_features_dims=8",
+    "model.entity_tagger_lstm_dims=16",
+    "data.batch_size=8",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def compose_cfg(tmp_path: Path, corpus: Path, *overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["data=bio", f"data.dir={corpus}", f"paths.root_dir={tmp_path}", *SMALL, *overrides],
+            return_hydra_config=True,
+        )
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+        del cfg["hydra"]  # @hydra.main hands the task a config without it
+    return cfg
+
+
+def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
+    cfg = compose_cfg(tmp_path, tiny_corpus, "trainer.max_epochs=3", "mlflow.experiment_name=t")
+    summary = train(cfg)
+    assert set(summary) >= {"run_id", "model_dir", "test_f1", "val_f1"}
+    assert 0.0 <= summary["test_f1"] <= 1.0 and 0.0 <= summary["val_f1"] <= 1.0
+
+    model_dir = Path(summary["model_dir"])
+    info = json.loads((model_dir / "model_info.json").read_text())
+    assert info["tag_scheme"] == "iobes" and info["weights"] == "model.safetensors"
+    assert (model_dir / "model.safetensors").stat().st_size > 0
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    run = client.get_run(summary["run_id"])
+    metrics = run.data.metrics
+    for key in ("train_loss_epoch", "val_f1", "val_precision", "val_recall", "test_f1",
+                "test_precision", "test_recall", "test_f1_PER", "test_f1_LOC", "test_f1_ORG"):
+        assert key in metrics, key
+    assert metrics["test_f1"] == pytest.approx(summary["test_f1"], abs=1e-6)
+    history = client.get_metric_history(run.info.run_id, "val_f1")
+    assert [m.step for m in history] and len(history) == 3
+    params = run.data.params
+    assert params["model.char"] == "cnn" and params["data.tag_scheme"] == "iobes"
+    assert params["trainer.max_epochs"] == "3" and int(params["data_stats.train_sentences"]) == 120
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "overrides.yaml", "classification_report.txt"} <= artifacts
+    # the store is the one fixed SQLite file at the root, whatever the run directory
+    assert (tmp_path / "mlruns.db").exists() and not (tmp_path / "run" / "mlruns.db").exists()
+
+
+def test_small_model_overfits_to_f1_one(tmp_path, tiny_corpus):
+    for name in ("valid.txt", "test.txt"):
+        (tiny_corpus / name).write_text((tiny_corpus / "train.txt").read_text())
+    cfg = compose_cfg(
+        tmp_path, tiny_corpus, "trainer.max_epochs=25", "model.dropout=0.0",
+        "data.singleton_unk_prob=0.0", "optimizer.lr=0.02", "logger={}",
+        "callbacks.early_stopping.patience=100",
+    )
+    summary = train(cfg)
+    assert summary["test_f1"] == 1.0
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NERLAB_ROOT": str(cwd)}
+    return subprocess.run(
+        [str(BIN / "nerlab-train"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("EU B-ORG\nrejects\n", "train.txt:2: expected at least 2 whitespace-separated columns"),
+        ("EU B-ORG\nPeter B_PER\n", "train.txt:2: expected a tag like O, B-PER or I-PER in column -1, found 'B_PER'"),
+        (b"EU B-ORG\ncaf\xe9 O\n", "train.txt:2: expected UTF-8 text, found the bytes b'\\xe9"),
+    ],
+)
+def test_bad_training_files_fail_with_one_line_and_no_traceback(tmp_path, tiny_corpus, content, message):
+    train_file = tiny_corpus / "train.txt"
+    if isinstance(content, bytes):
+        train_file.write_bytes(content)
+    else:
+        train_file.write_text(content)
+    result = run_cli("data=bio", f"data.dir={tiny_corpus}", *SMALL, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and lines[0].startswith("nerlab-train: error: ")
+
+
+def test_ill_formed_tags_can_be_refused(tmp_path, tiny_corpus):
+    (tiny_corpus / "train.txt").write_text("c B-LOC\n\na O\nb I-PER\n")
+    result = run_cli("data=bio", f"data.dir={tiny_corpus}", "data.on_invalid=error", *SMALL, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "train.txt:4: expected a well-formed IOB2 sequence, found 'I-PER' after 'O'" in result.stderr
+
+
+def test_unknown_override_is_refused_before_training(tmp_path):
+    result = run_cli("trainer.max_epochz=3", cwd=tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "max_epochz" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("model.entity_tagger_lstm_dims=-4", "data=bio", f"data.dir={tmp_path}", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "model.entity_tagger_lstm_dims must be positive, found -4" in result.stderr
+
+
+def test_original_flags_translate_to_overrides(tmp_path):
+    overrides = translate_original_flags(
+        ["--train_file", "a.txt", "--test_file", "b.txt", "-e", "5", "-b", "10", "--tag_num", "3", "--use_cudnn", "model.dropout=0.3"]
+    )
+    assert overrides[:3] == ["data=bio", "data.dir=.", "data.val_file=null"]
+    assert f"data.train_file={Path('a.txt').resolve()}" in overrides
+    assert "trainer.max_epochs=5" in overrides and "data.batch_size=10" in overrides
+    assert "data.tag_column=3" in overrides and "trainer=gpu" in overrides and "model.dropout=0.3" in overrides
+
+
+def test_make_train_passes_overrides_literally_and_prints_the_contract_json(tmp_path, tiny_corpus):
+    overrides = [
+        "trainer.max_epochs=1", "data.batch_size=64", "model=char_cnn", "data=bio",
+        f"data.dir={tiny_corpus}", "model.embeddings=null", f"paths.root_dir={tmp_path}",
+        "trainer.enable_progress_bar=false",
+    ]
+    dry = subprocess.run(["make", "-n", "train", *overrides], cwd=ROOT, capture_output=True, text=True)
+    assert dry.returncode == 0
+    command = [line for line in dry.stdout.splitlines() if "nerlab-train" in line][-1]
+    for override in overrides:
+        assert override in command
+    result = subprocess.run(["make", "--no-print-directory", "train", *overrides], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"run_id", "model_dir", "test_f1", "val_f1"} <= set(summary)
+    assert Path(summary["model_dir"], "model_info.json").exists()
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    assert client.get_run(summary["run_id"]).data.params["data.batch_size"] == "64"
+
+
+def test_original_flag_command_runs(tmp_path, tiny_corpus):
+    result = run_cli(
+        "--train_file", str(tiny_corpus / "train.txt"), "--test_file", str(tiny_corpus / "test.txt"),
+        "-e", "1", "-b", "10", "--model_path", str(tmp_path / "w.safetensors"),
+        "--model_info_path", str(tmp_path / "info.json"), "model.embeddings=null",
+        "trainer.enable_progress_bar=false", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["test_f1"] is not None
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["weights"] == "w.safetensors" and (tmp_path / "w.safetensors").exists()
