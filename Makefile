@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: install train test test-all evaluate predict interactive ui bench data lint format sweep clean
+.PHONY: install train test test-all evaluate predict interactive ui bench peers data lint format sweep clean
 
 install: $(STAMP)
 
@@ -48,8 +48,32 @@ interactive: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
 
-bench: $(STAMP)
+# `make bench [quick=true] [data_dir=DIR] [peers=false]`: our figures beside the peers' (see
+# src/nerlab/bench/__main__.py). The peers live in their own venv so the project stays lean.
+bench: $(STAMP) peers
 	$(BIN)/python -m nerlab.bench $(OVERRIDES)
+
+# The peer implementations the bench compares against, in .venv-peers (git-ignored). torch comes
+# first and pinned: the CPU build of the local wheel folder (any other torch pulls CUDA builds).
+# The stamp's name carries a hash of the package list, so changing the list reinstalls.
+PEERS_VENV := .venv-peers
+PEER_PACKAGES := pytorch-crf==0.7.2 numba numpy
+# >>> flair / spaCy peers: add their pins here (and any model download step in the recipe below).
+PEER_NLP_PACKAGES :=
+# <<<
+PEERS_STAMP := $(PEERS_VENV)/.installed-$(shell echo '$(TORCH_VERSION) $(PEER_PACKAGES) $(PEER_NLP_PACKAGES)' | md5sum | cut -c1-8)
+
+peers: $(PEERS_STAMP)
+
+$(PEERS_STAMP):
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEER_PACKAGES) $(PEER_NLP_PACKAGES)
+# >>> flair / spaCy: model downloads (e.g. spaCy's en_core_web_sm) go here.
+# <<<
+	@rm -f $(PEERS_VENV)/.installed-*
+	@touch $@
 
 data: $(STAMP)
 	$(BIN)/nerlab-data $(OVERRIDES)

@@ -129,7 +129,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
         params.update({f"data_stats.{k}": v for k, v in datamodule.stats.items()})
         mlflow_logger.log_hyperparams(params)
-        if checkpoint is not None and trainer.is_global_zero:
+        if checkpoint is not None and trainer.is_global_zero and mlflow_logger.run_id:
             Path(checkpoint.dirpath).mkdir(parents=True, exist_ok=True)
             (Path(checkpoint.dirpath) / RUN_ID_FILE).write_text(mlflow_logger.run_id)
 
@@ -206,8 +206,11 @@ def hydra_main(cfg: DictConfig) -> float:
     except NerlabError as err:
         print(f"nerlab-train: error: {err}", file=sys.stderr)
         sys.exit(2)
-    print(json.dumps(summary))
-    sys.stdout.flush()
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # one JSON line, from the process that saved the model
+        print(json.dumps(summary))
+        sys.stdout.flush()
     return summary["val_f1"]
 
 

@@ -9,13 +9,18 @@ transition scores. Two workloads are timed, each reported in sentences per secon
 
 pytorch-crf is not a dependency of the project; install it in a separate environment and run
 
-    PYTHONPATH=src /tmp/peers/bin/python -m nerlab.bench.crf_bench [path/to/train.txt]
+    PYTHONPATH=src .venv-peers/bin/python -m nerlab.bench.crf_bench [path/to/train.txt]
+
+(``make peers`` creates ``.venv-peers``). ``--json`` prints one JSON object instead of the
+table (``python -m nerlab.bench`` reads it); ``--quick`` times a few small batches only.
 
 This module imports only torch, numpy, numba (through the kernels) and :mod:`nerlab.crf`.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -200,17 +205,62 @@ def _fmt(value) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
 
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m nerlab.bench.crf_bench")
+    parser.add_argument("path", nargs="?", default=DEFAULT_CONLL_TRAIN, help="CoNLL file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="a few small batches (smoke test)")
+    parser.add_argument("--tags", default="9,17", help="tag counts K, comma-separated")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=None, help="batches per pass (40)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed passes (7)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-parallel", action="store_true", help="skip the prange kernels")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else DEFAULT_CONLL_TRAIN
-    lengths = read_conll_lengths(path)
-    print(f"{len(lengths)} sentences from {path}, mean length {np.mean(lengths):.1f}")
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    num_batches = args.batches or (3 if args.quick else 40)
+    repeats = args.repeats or (1 if args.quick else 7)
+    tag_counts = [int(k) for k in args.tags.split(",") if k.strip()]
+    lengths = read_conll_lengths(args.path)
+    results = {
+        num_tags: run_crf_bench(
+            lengths,
+            num_tags,
+            batch_size=args.batch_size,
+            repeats=repeats,
+            num_batches=num_batches,
+            include_parallel=not args.no_parallel,
+        )
+        for num_tags in tag_counts
+    }
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(args.path),
+                    "sentences": len(lengths),
+                    "mean_corpus_length": float(np.mean(lengths)),
+                    "torch_version": torch.__version__,
+                    "torch_threads": torch.get_num_threads(),
+                    "pytorch_crf_available": torchcrf is not None,
+                    "results": {str(k): r for k, r in results.items()},
+                }
+            )
+        )
+        return
+    print(f"{len(lengths)} sentences from {args.path}, mean length {np.mean(lengths):.1f}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; sentences/second:")
     header = f"{'K':>3} {'impl':<20} {'NLL fwd+bwd':>12} {'Viterbi':>10}"
     print(header)
-    for num_tags in (9, 17):
-        r = run_crf_bench(lengths, num_tags)
+    for num_tags, r in results.items():
         for impl in ("ours_numba", "ours_numba_parallel", "ours_torch", "pytorch_crf"):
+            if f"{impl}_nll_sps" not in r:
+                continue
             nll, vit = r[f"{impl}_nll_sps"], r[f"{impl}_viterbi_sps"]
             print(f"{num_tags:>3} {impl:<20} {_fmt(nll):>12} {_fmt(vit):>10}")
         print(

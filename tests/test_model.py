@@ -1,0 +1,164 @@
+"""The network's parts without a Trainer, and the Trainer cases that run on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nerlab.data.datamodule import NERDataModule
+from nerlab.data.tag_schemes import allowed_transitions
+from nerlab.data.vocab import WordVocab
+from nerlab.errors import ConfigError
+from nerlab.models.char_encoder import CharCNN, CharLSTM
+from nerlab.models.embeddings import WordEmbedding, load_pretrained
+from nerlab.models.tagger import BiLSTMTagger, TaggerConfig
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("encoder", [CharCNN(30, 8, 6, (2, 3)), CharLSTM(30, 8, 5)])
+def test_char_encoders_ignore_padding(encoder):
+    encoder.eval()
+    word = torch.tensor([[3, 4, 5]])
+    padded = torch.tensor([[3, 4, 5, 0, 0, 0], [7, 0, 0, 0, 0, 0]])
+    a = encoder(word, torch.tensor([3]))
+    b = encoder(padded, torch.tensor([3, 1]))
+    assert a.shape == (1, encoder.output_dim) and b.shape == (2, encoder.output_dim)
+    assert torch.allclose(a[0], b[0], atol=1e-6)
+
+
+def write_vectors(folder: Path) -> dict[str, Path]:
+    vectors = {"the": [0.1, 0.2, 0.3], "paris": [1.0, 0.0, -1.0], "0000": [0.5, 0.5, 0.5]}
+    glove = folder / "glove.txt"
+    glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
+    w2v = folder / "w2v.vec"
+    w2v.write_text(f"{len(vectors)} 3\n" + glove.read_text())
+    binary = folder / "w2v.bin"
+    with binary.open("wb") as fh:
+        fh.write(f"{len(vectors)} 3\n".encode())
+        for w, v in vectors.items():
+            fh.write(w.encode() + b" " + struct.pack("<3f", *v) + b"\n")
+    return {"glove": glove, "word2vec": w2v, "binary": binary}
+
+
+@pytest.mark.parametrize("kind", ["glove", "word2vec", "binary"])
+def test_pretrained_formats_and_lample_lookup(tmp_path, kind):
+    path = write_vectors(tmp_path)[kind]
+    vectors = load_pretrained(str(path))
+    assert vectors.dim == 3 and len(vectors.words) == 3
+    vocab = WordVocab.build([["Paris", "1996", "unseen", "the"]], zero_digits=False)
+    emb = WordEmbedding(len(vocab), 3)
+    assert emb.load_pretrained(vocab, vectors) == 3  # exact "the", lowercase "Paris", zeroed "1996"
+    weight = emb.embedding.weight.detach()
+    assert torch.allclose(weight[vocab.index["Paris"]], torch.tensor([1.0, 0.0, -1.0]))
+    assert torch.allclose(weight[vocab.index["1996"]], torch.tensor([0.5, 0.5, 0.5]))
+    with pytest.raises(ConfigError, match="have 3 dimensions but model.word_embedding_dims is 4"):
+        WordEmbedding(len(vocab), 4).load_pretrained(vocab, vectors)
+
+
+def test_packaged_glove_vectors_load_by_name():
+    vectors = load_pretrained("glove-6b-50d")
+    assert vectors.matrix.shape == (400000, 50)
+    assert vectors.row("London") == vectors.index["london"]
+    with pytest.raises(ConfigError, match="no such file and not a packaged name"):
+        load_pretrained("glove-does-not-exist")
+
+
+def tiny_batch(corpus: Path, **model):
+    dm = NERDataModule(dir=str(corpus), batch_size=16)
+    dm.setup()
+    config = TaggerConfig(
+        num_words=len(dm.vocabs.words), num_chars=len(dm.vocabs.chars),
+        num_tags=len(dm.vocabs.tags), word_embedding_dims=8, entity_tagger_lstm_dims=8,
+        character_embedding_dims=4, char_features_dims=4, char_features_lstm_dims=4, **model,
+    )
+    allowed = allowed_transitions("iobes", dm.vocabs.tags.tags)
+    return BiLSTMTagger(config, allowed), next(iter(dm.train_dataloader()))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"char": "cnn"},
+        {"char": "lstm", "casing_dims": 4, "lstm_layers": 2, "variational_dropout": True},
+        {"char": "none", "crf": False},
+    ],
+)
+def test_gradients_reach_every_parameter(tiny_corpus, settings):
+    torch.manual_seed(0)
+    net, batch = tiny_batch(tiny_corpus, **settings)
+    net.train()
+    emissions = net(batch)
+    assert emissions.shape == (*batch["mask"].shape, net.config.num_tags)
+    loss = net.loss(emissions, batch["tags"], batch["mask"])
+    loss.backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    tags = net.decode(emissions.detach(), batch["mask"])
+    assert tags.shape == batch["mask"].shape and (tags[~batch["mask"]] == 0).all()
+
+
+def test_constrained_decoding_yields_well_formed_iobes(tiny_corpus):
+    from nerlab.data.tag_schemes import validate
+
+    net, batch = tiny_batch(tiny_corpus)
+    net.eval()
+    with torch.no_grad():
+        emissions = torch.randn(*batch["mask"].shape, net.config.num_tags) * 5
+        tags = net.decode(emissions, batch["mask"])
+    dm = NERDataModule(dir=str(tiny_corpus))
+    dm.setup()
+    names = dm.vocabs.tags.tags
+    for row, length in zip(tags.tolist(), batch["mask"].sum(1).tolist(), strict=True):
+        assert validate([names[i] for i in row[:length]], "iobes") is None
+
+
+def test_invalid_sizes_fail_at_construction():
+    with pytest.raises(ConfigError, match="model.entity_tagger_lstm_dims must be positive, found 0"):
+        TaggerConfig(num_words=5, num_chars=5, num_tags=3, entity_tagger_lstm_dims=0)
+    with pytest.raises(ConfigError, match="model.char must be cnn, lstm or none"):
+        BiLSTMTagger(TaggerConfig(num_words=5, num_chars=5, num_tags=3, char="gru"))
+
+
+def cli(tmp_path: Path, corpus: Path, *overrides: str) -> dict:
+    env = {**os.environ, "NERLAB_ROOT": str(tmp_path)}
+    result = subprocess.run(
+        [str(BIN / "nerlab-train"), "data=bio", f"data.dir={corpus}", "model.embeddings=null",
+         "model.word_embedding_dims=16", "model.entity_tagger_lstm_dims=16",
+         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+         "data.eval_batch_size=8", *overrides],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path, tiny_corpus):
+    summary = cli(
+        tmp_path, tiny_corpus, "trainer.precision=bf16-mixed", "trainer.max_epochs=6",
+        "optimizer.lr=0.02", "data.batch_size=8",
+    )
+    assert summary["test_f1"] is not None and np.isfinite(summary["test_f1"])
+    assert summary["test_f1"] > 0.5  # it learned, so the loss stayed finite
+
+
+def test_two_process_ddp_scores_exactly_what_one_process_scores(tmp_path, tiny_corpus):
+    from nerlab.evaluate import evaluate_sentences
+    from nerlab.data import read_conll
+    from nerlab.saving import load_model
+
+    summary = cli(tmp_path, tiny_corpus, "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=2")
+    net, vocabs, info = load_model(summary["model_dir"])
+    sentences = read_conll(tiny_corpus / "test.txt")
+    scores, _ = evaluate_sentences(net, vocabs, info, sentences, batch_size=8)
+    assert summary["test_f1"] == pytest.approx(scores["f1"], abs=1e-12)
+    support = sum(s["support"] for s in info["scores"]["test"]["per_type"].values())
+    assert support == sum(t.startswith("B-") for s in sentences for t in s.tags)
