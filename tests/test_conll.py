@@ -127,3 +127,30 @@ def test_real_conll2003_counts_and_round_trips(conll_dir):
         assert scheme == "iob2" and repaired == 0
         for _, tags in fixed:
             assert convert_tags(convert_tags(tags, "iobes"), "bio") == tags
+
+
+def test_data_command_checks_a_file_and_reports_problems_on_one_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "nerlab-data"
+    good = tmp_path / "good.txt"
+    good.write_text("EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n")
+    result = subprocess.run([str(cli), f"file={good}"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {
+        "file": str(good), "sentences": 2, "tokens": 4, "scheme": "iob2",
+        "repaired_sentences": 0, "entities": {"ORG": 1, "PER": 1},
+    }
+    bad = tmp_path / "bad.txt"
+    bad.write_text("EU B-ORG\nrejects\n")
+    result = subprocess.run([str(cli), "check", f"file={bad}"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"nerlab-data: error: {bad}:2: expected at least 2 whitespace-separated columns "
+        "(data.tag_column=-1), found 1 column 'rejects'"
+    )
+    result = subprocess.run([str(cli), "name=nope"], capture_output=True, text=True)
+    assert result.returncode == 2 and "known data sets: conll2003" in result.stderr

@@ -99,11 +99,15 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedPr
         ("EU B-ORG\nrejects\n", "train.txt:2: expected at least 2 whitespace-separated columns"),
         ("EU B-ORG\nPeter B_PER\n", "train.txt:2: expected a tag like O, B-PER or I-PER in column -1, found 'B_PER'"),
         (b"EU B-ORG\ncaf\xe9 O\n", "train.txt:2: expected UTF-8 text, found the bytes b'\\xe9"),
+        ("\n\n", "train.txt: expected at least one sentence, found an empty file"),
+        (None, "train.txt: expected an existing file, found no such file"),
     ],
 )
 def test_bad_training_files_fail_with_one_line_and_no_traceback(tmp_path, tiny_corpus, content, message):
     train_file = tiny_corpus / "train.txt"
-    if isinstance(content, bytes):
+    if content is None:
+        train_file.unlink()
+    elif isinstance(content, bytes):
         train_file.write_bytes(content)
     else:
         train_file.write_text(content)
@@ -173,3 +177,18 @@ def test_original_flag_command_runs(tmp_path, tiny_corpus):
     assert summary["test_f1"] is not None
     info = json.loads((tmp_path / "info.json").read_text())
     assert info["weights"] == "w.safetensors" and (tmp_path / "w.safetensors").exists()
+
+
+def test_a_test_type_unseen_in_training_counts_as_missed(tmp_path, tiny_corpus):
+    test = tiny_corpus / "test.txt"
+    test.write_text(test.read_text() + "Gizmo B-PRODUCT\nrocks O\n")
+    result = run_cli(
+        "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=1", f"paths.root_dir={tmp_path}",
+        *SMALL, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "test.txt:" in result.stderr and "entity type PRODUCT never occurs in the training data" in result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    metrics = client.get_run(summary["run_id"]).data.metrics
+    assert metrics["test_f1_PRODUCT"] == 0.0 and metrics["test_support_PRODUCT"] == 1.0

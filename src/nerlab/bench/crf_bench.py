@@ -114,6 +114,7 @@ def run_crf_bench(
     num_batches: int = 40,
     seed: int = 0,
     include_parallel: bool = True,
+    include_peer: bool = True,
 ) -> dict:
     """Time our CRF (numba and torch backends) and pytorch-crf on identical inputs.
 
@@ -122,7 +123,8 @@ def run_crf_bench(
     ``pytorch_crf`` (None when ``torchcrf`` is not importable) and, with
     ``include_parallel``, ``ours_numba_parallel`` (the opt-in prange kernels); the speedups
     ``crf_nll_speedup`` and ``crf_viterbi_speedup`` (ours numba / pytorch-crf, None without
-    it); and checks that the implementations agree (``max_llh_diff``, ``viterbi_agree``).
+    it or with ``include_peer=False``); and checks that the implementations agree
+    (``max_llh_diff``, ``viterbi_agree``).
     Each rate is the best of ``repeats`` passes over ``num_batches`` batches, the
     implementations taking turns, after a warm-up pass.
     """
@@ -149,7 +151,7 @@ def run_crf_bench(
         passes[f"{name}_nll"] = nll_pass
         passes[f"{name}_viterbi"] = viterbi_pass
     peer = None
-    if torchcrf is not None:
+    if torchcrf is not None and include_peer:
         peer = torchcrf.CRF(num_tags, batch_first=True)
         with torch.no_grad():
             peer.transitions.copy_(ours_numba.transitions)
