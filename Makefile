@@ -48,9 +48,10 @@ interactive: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
 
-# `make bench [quick=true] [data_dir=DIR] [peers=false]`: our figures beside the peers' (see
-# src/nerlab/bench/__main__.py). The peers live in their own venv so the project stays lean.
-bench: $(STAMP) peers
+# `make bench [quick=true] [data_dir=DIR] [peers=false] [threads=N]`: our figures beside the
+# peers' (see src/nerlab/bench/__main__.py). The peers live in their own venv (`make peers`,
+# skipped with peers=false) so the project's own dependencies stay lean.
+bench: $(STAMP) $(if $(filter false,$(peers)),,peers)
 	$(BIN)/python -m nerlab.bench $(OVERRIDES)
 
 # The peer implementations the bench compares against, in .venv-peers (git-ignored). torch comes

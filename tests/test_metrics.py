@@ -72,3 +72,15 @@ def test_unknown_type_and_length_mismatch_are_errors():
         metric.update([["B-LOC"]], [["O"]])
     with pytest.raises(ValueError, match="a predicted sequence of 1 tags for 2"):
         metric.update([["O"]], [["O", "O"]])
+
+
+def test_confusion_counts_type_errors_misses_and_spurious_spans():
+    metric = EntityF1(["LOC", "PER"])
+    metric.update(
+        [["B-LOC", "O", "B-PER", "I-PER", "O", "B-PER"]],
+        [["B-PER", "O", "B-PER", "I-PER", "B-LOC", "O"]],
+    )
+    confusion = metric.compute()["confusion"]
+    assert confusion["labels"] == ["LOC", "PER", "-"]
+    # gold PER read as LOC; gold PER right; gold LOC missed; a spurious PER
+    assert confusion["matrix"] == [[0, 0, 1], [1, 1, 0], [0, 1, 0]]

@@ -151,14 +151,15 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, tiny_corpus):
 
 
 def test_two_process_ddp_scores_exactly_what_one_process_scores(tmp_path, tiny_corpus):
-    from nerlab.evaluate import evaluate_sentences
+    from nerlab import Tagger
     from nerlab.data import read_conll
-    from nerlab.saving import load_model
+    from nerlab.evaluate import evaluate_sentences
 
     summary = cli(tmp_path, tiny_corpus, "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=2")
-    net, vocabs, info = load_model(summary["model_dir"])
+    tagger = Tagger.load(summary["model_dir"], batch_size=8)
+    info = tagger.info
     sentences = read_conll(tiny_corpus / "test.txt")
-    scores, _ = evaluate_sentences(net, vocabs, info, sentences, batch_size=8)
+    scores, _ = evaluate_sentences(tagger, sentences)
     assert summary["test_f1"] == pytest.approx(scores["f1"], abs=1e-12)
     support = sum(s["support"] for s in info["scores"]["test"]["per_type"].values())
     assert support == sum(t.startswith("B-") for s in sentences for t in s.tags)

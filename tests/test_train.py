@@ -68,7 +68,19 @@ def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
     assert params["model.char"] == "cnn" and params["data.tag_scheme"] == "iobes"
     assert params["trainer.max_epochs"] == "3" and int(params["data_stats.train_sentences"]) == 120
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "overrides.yaml", "classification_report.txt"} <= artifacts
+    assert {"config.yaml", "overrides.yaml", "classification_report.txt", "confusion_matrix.png"} <= artifacts
+    # the pyfunc model: a model from code whose artifact is the model directory
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{summary['run_id']}/model")
+        entities = model.predict(["John lives in London.", "Mary visited Paris today ."])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert len(entities) == 2 and all(isinstance(e, list) for e in entities)
+    for text, found in zip(["John lives in London.", "Mary visited Paris today ."], entities, strict=True):
+        for entity in found:
+            assert text[entity["start"] : entity["end"]] == entity["text"]
+            assert entity["label"] in {"PER", "LOC", "ORG"} and 0 < entity["confidence"] <= 1
     # the store is the one fixed SQLite file at the root, whatever the run directory
     assert (tmp_path / "mlruns.db").exists() and not (tmp_path / "run" / "mlruns.db").exists()
 

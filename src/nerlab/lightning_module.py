@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
 import torch
 
 from nerlab.data.tag_schemes import allowed_transitions, canonical_scheme, conlleval_spans, from_spans
@@ -64,6 +65,7 @@ class NERModule(L.LightningModule):
             {stage: EntityF1(entity_types) for stage in ("val", "test")}
         )
         self._epoch_started = 0.0
+        self._train_ended: float | None = None
         self._sentences_seen = 0
 
     # ------------------------------------------------------------------------- steps
@@ -105,10 +107,25 @@ class NERModule(L.LightningModule):
         self._epoch_started = time.perf_counter()
         self._sentences_seen = 0
 
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self._train_ended = time.perf_counter()
+
     def on_train_epoch_end(self) -> None:
-        seconds = time.perf_counter() - self._epoch_started
+        now = time.perf_counter()
+        seconds = now - self._epoch_started
+        train_seconds = (self._train_ended or now) - self._epoch_started
+        self._train_ended = None
         self.log("epoch_time_s", seconds)
-        self.log("train_sentences_per_s", self._sentences_seen / max(seconds, 1e-9))
+        self.log("train_time_s", train_seconds)
+        self.log("train_sentences_per_s", self._sentences_seen / max(train_seconds, 1e-9))
+        metrics = self.trainer.callback_metrics
+        parts = [f"epoch {self.current_epoch}"]
+        for key in ("train_loss_epoch", "val_f1"):
+            if key in metrics:
+                parts.append(f"{key}={float(metrics[key]):.4f}")
+        parts.append(f"train {train_seconds:.1f} s, with validation {seconds:.1f} s")
+        rank_zero_info(" ".join(parts))
 
     def _log_scores(self, stage: str) -> dict:
         scores = self.metrics[stage].compute()

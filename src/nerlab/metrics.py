@@ -42,6 +42,9 @@ class EntityF1(Metric):
         self.add_state("tp", default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("pred", default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("gold", default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+        # rows: gold type of a span (last row: no gold span there); columns: predicted type
+        confusion = torch.zeros(n + 1, n + 1, dtype=torch.float64)
+        self.add_state("confusion", default=confusion, dist_reduce_fx="sum")
 
     def _type(self, name: str) -> int:
         idx = self._type_index.get(name)
@@ -54,6 +57,7 @@ class EntityF1(Metric):
             raise ValueError(f"{len(predictions)} predicted sequences for {len(targets)} gold ones")
         n = len(self.types)
         tp, pred, gold = [0] * n, [0] * n, [0] * n
+        confusion = [[0] * (n + 1) for _ in range(n + 1)]
         for p_tags, g_tags in zip(predictions, targets, strict=True):
             if len(p_tags) != len(g_tags):
                 raise ValueError(f"a predicted sequence of {len(p_tags)} tags for {len(g_tags)}")
@@ -65,18 +69,35 @@ class EntityF1(Metric):
                 gold[self._type(span[0])] += 1
             for span in p_spans & g_spans:
                 tp[self._type(span[0])] += 1
+            p_bounds = {(a, b): self._type(t) for t, a, b in p_spans}
+            g_bounds = {(a, b): self._type(t) for t, a, b in g_spans}
+            for bounds, g in g_bounds.items():
+                confusion[g][p_bounds.get(bounds, n)] += 1
+            for bounds, p in p_bounds.items():
+                if bounds not in g_bounds:
+                    confusion[n][p] += 1
         self.tp += torch.tensor(tp, dtype=torch.float64, device=self.tp.device)
         self.pred += torch.tensor(pred, dtype=torch.float64, device=self.pred.device)
         self.gold += torch.tensor(gold, dtype=torch.float64, device=self.gold.device)
+        self.confusion += torch.tensor(confusion, dtype=torch.float64, device=self.confusion.device)
 
     def compute(self) -> dict:
-        """``{"precision", "recall", "f1", "per_type": {TYPE: {precision, recall, f1, support}}}``."""
+        """``{"precision", "recall", "f1", "per_type": {TYPE: {precision, recall, f1, support}},
+        "confusion": {"labels", "matrix"}}``; the matrix counts spans by boundaries: gold type
+        (rows) against the type predicted for the same span (columns), ``-`` for none."""
         precision, recall, f1 = _prf(self.tp.sum().item(), self.pred.sum().item(), self.gold.sum().item())
         per_type = {}
         for i, name in enumerate(self.types):
             p, r, f = _prf(self.tp[i].item(), self.pred[i].item(), self.gold[i].item())
             per_type[name] = {"precision": p, "recall": r, "f1": f, "support": int(self.gold[i].item())}
-        return {"precision": precision, "recall": recall, "f1": f1, "per_type": per_type}
+        confusion = {"labels": [*self.types, "-"], "matrix": self.confusion.long().tolist()}
+        return {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "per_type": per_type,
+            "confusion": confusion,
+        }
 
 
 def classification_report(scores: dict) -> str:

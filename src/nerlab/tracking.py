@@ -84,5 +84,72 @@ def log_run_artifacts(
         if report:
             (tmp_path / "classification_report.txt").write_text(report)
         (tmp_path / "summary.json").write_text(json.dumps({**summary, "test": test_scores}, indent=1))
+        if test_scores and test_scores.get("confusion"):
+            plot_confusion(test_scores["confusion"], tmp_path / "confusion_matrix.png")
         for path in sorted(tmp_path.iterdir()):
             client.log_artifact(run_id, str(path))
+    if cfg.mlflow.log_model:
+        log_pyfunc_model(cfg, run_id, model_dir)
+
+
+def log_pyfunc_model(cfg: DictConfig, run_id: str, model_dir: Path) -> str:
+    """Log the model directory as MLflow's pyfunc model ``model`` (a model from code)."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    import nerlab
+
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    code = Path(__file__).with_name("mlflow_model.py")
+    package_dir = Path(nerlab.__file__).parent
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(code),
+            artifacts={"model_dir": str(model_dir)},
+            code_paths=[str(package_dir)],
+            signature=ModelSignature(inputs=Schema([ColSpec("string")])),
+            pip_requirements=_requirements(),
+        )
+        if cfg.mlflow.register:
+            mlflow.register_model(info.model_uri, cfg.mlflow.registered_model_name)
+    return info.model_uri
+
+
+def _requirements() -> list[str]:
+    """The installed versions of what the pyfunc model needs at inference time."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("torch", "numpy", "numba", "safetensors", "mlflow", "lightning", "torchmetrics"):
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:  # pragma: no cover
+            pass
+    return out
+
+
+def plot_confusion(confusion: dict, path: Path) -> None:
+    """Entity-type confusion (gold rows, predicted columns; ``-`` means no such span)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = confusion["labels"]
+    matrix = np.asarray(confusion["matrix"], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.1 * len(labels) + 1.5))
+    ax.imshow(np.log1p(matrix), cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted type (same span)")
+    ax.set_ylabel("gold type")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=9)
+    ax.set_title("Entity types on the test split")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -223,8 +223,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    if args.threads:
+    if args.threads:  # numba's OpenMP layer would otherwise reset torch's count to its own
+        import numba
+
         torch.set_num_threads(args.threads)
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     num_batches = args.batches or (3 if args.quick else 40)
     repeats = args.repeats or (1 if args.quick else 7)
     tag_counts = [int(k) for k in args.tags.split(",") if k.strip()]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,11 +26,21 @@ def peer_python() -> Path | None:
     return python if python.exists() else None
 
 
+def set_threads(threads: int) -> None:
+    """Use ``threads`` threads in torch and numba (which share the OpenMP runtime: numba's
+    parallel kernels would otherwise reset torch's count to numba's)."""
+    import numba
+    import torch
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def _env(threads: int | None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
     if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+        env["OMP_NUM_THREADS"] = env["NUMBA_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -40,28 +49,28 @@ def run_json(
 ) -> dict:
     """Run ``command`` from the repository root and parse its last stdout line as JSON.
 
-    Its stderr is passed through (warnings and logs stay visible); raises :class:`ChildFailed`
-    with the end of its output when it fails.
+    Its stderr goes straight to ours (progress and warnings stay visible while it runs);
+    raises :class:`ChildFailed` when it fails or times out.
     """
-    proc = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=_env(threads),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=timeout,
-    )
-    sys.stderr.write(proc.stderr)
+    name = " ".join([Path(command[0]).name, *command[1:3]])
+    try:
+        proc = subprocess.run(
+            command,
+            cwd=ROOT,
+            env=_env(threads),
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise ChildFailed(f"{name}: no result within timeout={timeout} s") from None
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ChildFailed(f"{Path(command[0]).name} {' '.join(command[1:3])}: exit "
-                          f"{proc.returncode}: {tail}")
+        raise ChildFailed(f"{name}: exit status {proc.returncode} (its stderr is above)")
     try:
         return json.loads(lines[-1])
     except json.JSONDecodeError as err:
-        raise ChildFailed(f"last line of {' '.join(command[1:3])} is not JSON: {err}") from None
+        raise ChildFailed(f"{name}: its last stdout line is not JSON ({err})") from None
 
 
 def peer_has(module: str) -> tuple[bool, str]:

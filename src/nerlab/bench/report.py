@@ -85,8 +85,7 @@ def table(rows: list[Row]) -> str:
     for i, c in enumerate(cells):
         lines.append(
             " | ".join(
-                (c[j].ljust(widths[j]) if j in (0, 2) else c[j].rjust(widths[j]))
-                for j in range(4)
+                (c[j].ljust(widths[j]) if j in (0, 2) else c[j].rjust(widths[j])) for j in range(4)
             ).rstrip()
         )
         if i == 0:

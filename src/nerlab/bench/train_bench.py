@@ -56,9 +56,10 @@ def measure(data_dir: str, *, quick: bool = False, threads: int | None = None) -
     import torch
 
     from nerlab.bench.default_model import build_default_model, compose_config
+    from nerlab.bench.peers import set_threads
 
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     cfg = compose_config(data_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     built = build_default_model(cfg)

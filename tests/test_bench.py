@@ -1,0 +1,180 @@
+"""The benchmark suite's pieces that do not depend on timing: FLOP counting, options, the
+table, and the contract of ``python -m nerlab.bench`` (last stdout line, results file).
+Nothing here asserts on a speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from nerlab.bench.__main__ import REQUIRED_KEYS, UsageError, parse_options
+from nerlab.bench.flops import achieved, char_positions, flops_per_token
+from nerlab.bench.report import Row, table
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "bilstm_crf.yaml"))
+
+
+# ----------------------------------------------------------------------------- FLOPs
+def test_flops_of_the_default_model_are_positive_and_training_costs_more():
+    counts = flops_per_token(DEFAULT_MODEL, num_tags=17)
+    for part in ("char_encoder", "bilstm", "projection", "crf_forward", "crf_viterbi"):
+        assert counts[part] > 0, part
+    assert counts["training"] > 2 * counts["inference"] > 0
+    # 4 gates x (in + hidden) x hidden x 2 flops x 2 directions, in = 50 words + 50 char filters
+    assert counts["bilstm"] >= 4 * (100 + 100) * 100 * 2 * 2
+
+
+@pytest.mark.parametrize("char", ["cnn", "lstm", "none"])
+def test_flops_grow_with_the_lstm_size(char):
+    small = flops_per_token({**DEFAULT_MODEL, "char": char, "entity_tagger_lstm_dims": 50}, 17)
+    large = flops_per_token({**DEFAULT_MODEL, "char": char, "entity_tagger_lstm_dims": 200}, 17)
+    for key in ("bilstm", "projection", "inference", "training"):
+        assert large[key] > small[key] > 0, key
+    deeper = flops_per_token({**DEFAULT_MODEL, "char": char, "lstm_layers": 2}, 17)
+    assert deeper["bilstm"] > flops_per_token({**DEFAULT_MODEL, "char": char}, 17)["bilstm"]
+
+
+def test_flops_count_the_char_encoder_and_the_crf():
+    no_char = flops_per_token({**DEFAULT_MODEL, "char": "none"}, 17)
+    assert no_char["char_encoder"] == 0
+    more_chars = flops_per_token(DEFAULT_MODEL, 17, char_positions_per_token=16.0)
+    assert more_chars["char_encoder"] == 2 * flops_per_token(DEFAULT_MODEL, 17)["char_encoder"]
+    assert (
+        flops_per_token(DEFAULT_MODEL, 17)["crf_viterbi"]
+        > flops_per_token(DEFAULT_MODEL, 9)["crf_viterbi"]
+    )
+
+
+def test_char_positions_count_padded_columns_and_real_characters():
+    batch = {
+        "mask": torch.tensor([[True, True, False], [True, True, True]]),  # 5 tokens
+        "char_ids": torch.zeros(4, 6, dtype=torch.long),  # 4 forms, 6 columns
+        "char_lengths": torch.tensor([6, 2, 3, 4]),
+    }
+    got = char_positions([batch, batch])
+    assert got == {"char_positions_per_token": 24 / 5, "chars_per_token": 15 / 5}
+
+
+def test_achieved_rate_and_fraction_of_peak():
+    assert achieved(1e6, 2000.0, 10.0) == {"gflops": 2.0, "peak_fraction": 0.2}
+    assert achieved(1e6, None, 10.0) == {"gflops": None, "peak_fraction": None}
+
+
+# ----------------------------------------------------------------------------- options, table
+def test_options_parse_and_unknown_keys_are_refused(tmp_path):
+    options = parse_options([f"data_dir={tmp_path}", "quick=true", "peers=false", "threads=1"])
+    assert options["data_dir"] == tmp_path
+    assert options["quick"] is True and options["peers"] is False and options["threads"] == 1
+    with pytest.raises(UsageError, match="colour"):
+        parse_options(["colour=red"])
+    with pytest.raises(UsageError, match="quick"):
+        parse_options(["quick=maybe"])
+    with pytest.raises(UsageError, match="parts"):
+        parse_options(["parts=data,everything"])
+
+
+def test_table_puts_each_figure_beside_its_peer_with_the_ratio():
+    text = table(
+        [
+            Row("CRF NLL (sentences/s)", 3000.0, "pytorch-crf", 1000.0, 3.0),
+            Row("train (sentences/s)", 50.0, "flair", None, None, "flair: peer not installed"),
+            Row("model directory (MB)", 5.5),
+        ]
+    )
+    lines = text.splitlines()
+    assert [c.strip() for c in lines[0].split("|")] == ["figure", "nerlab", "peer", "ratio"]
+    assert "3,000" in lines[2] and "pytorch-crf 1,000" in lines[2] and "3.00x" in lines[2]
+    assert "flair n/a" in lines[3] and lines[3].rstrip().endswith("n/a")
+    assert "flair: peer not installed" in text
+
+
+# ----------------------------------------------------------------------------- the command
+def _bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nerlab.bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tmp_path):
+    out_dir = tmp_path / "results"
+    proc = _bench(
+        f"data_dir={tiny_corpus}", "quick=true", "peers=false", "threads=1", f"out_dir={out_dir}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert set(REQUIRED_KEYS) <= set(summary)
+    # measured here: positive numbers
+    for key in (
+        "train_sentences_per_s",
+        "train_peak_rss_mb",
+        "infer_tokens_per_s",
+        "infer_tokens_per_s_batch1",
+        "crf_nll_sentences_per_s",
+        "crf_viterbi_sentences_per_s",
+        "data_train_seconds",
+        "model_dir_mb",
+        "flops_per_token_train",
+        "peak_gflops",
+        "train_peak_fraction",
+    ):
+        assert isinstance(summary[key], float) and summary[key] > 0, (key, summary[key])
+    # peers skipped: None, with the reason
+    for key in (
+        "flair_train_sentences_per_s",
+        "spacy_infer_tokens_per_s",
+        "flair_infer_tokens_per_s",
+        "crf_nll_speedup",
+        "crf_viterbi_speedup",
+    ):
+        assert summary[key] is None, key
+    assert "peers=false" in summary["notes"]["flair"]
+    assert summary["machine"]["torch_threads"] == 1
+    assert summary["machine"]["cpu_count"] >= 1
+    # the table, then the JSON line
+    assert lines[0].split("|")[0].strip() == "figure"
+    assert any(line.startswith("CRF NLL fwd+bwd K=9") for line in lines)
+
+    written = Path(summary["results_file"])
+    assert written.parent == out_dir and written.name.startswith("bench-")
+    results = json.loads((out_dir / "latest.json").read_text())
+    assert results == json.loads(written.read_text())
+    assert results["summary"]["train_sentences_per_s"] == summary["train_sentences_per_s"]
+    assert results["parts"]["train"]["full_epoch"] is True  # 120 sentences: under 50 batches
+    assert results["parts"]["crf"]["results"]["17"]["num_tags"] == 17
+    assert results["machine"]["cpu_model"]
+    assert not results["errors"]
+
+
+def test_bench_without_data_records_why_and_still_ends_with_json(tmp_path):
+    proc = _bench(
+        f"data_dir={tmp_path / 'nowhere'}",
+        "quick=true",
+        "peers=false",
+        "parts=data,crf,train,infer",
+        f"out_dir={tmp_path / 'results'}",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(REQUIRED_KEYS) <= set(summary)
+    assert summary["train_sentences_per_s"] is None and summary["infer_tokens_per_s"] is None
+    assert "no train.txt" in summary["notes"]["train"]
+    assert summary["notes"]["flops"].startswith("not run")
+
+
+def test_bench_refuses_an_unknown_option():
+    proc = _bench("colour=red", timeout=60)
+    assert proc.returncode == 2
+    assert "colour" in proc.stderr and proc.stderr.count("\n") == 1
