@@ -204,3 +204,75 @@ def test_a_test_type_unseen_in_training_counts_as_missed(tmp_path, tiny_corpus):
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
     metrics = client.get_run(summary["run_id"]).data.metrics
     assert metrics["test_f1_PRODUCT"] == 0.0 and metrics["test_support_PRODUCT"] == 1.0
+
+
+def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus):
+    import signal
+    import time
+
+    args = [
+        "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=6", f"paths.root_dir={tmp_path}",
+        "mlflow.log_model=false", *SMALL,
+    ]
+    env = {**os.environ, "NERLAB_ROOT": str(tmp_path)}
+    proc = subprocess.Popen([str(BIN / "nerlab-train"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    last = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "outputs").glob("train/runs/*/checkpoints/last.ckpt"))
+        if found:
+            last = found[0]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last is not None, "no checkpoint appeared before the run ended"
+    run_id = (last.parent / "mlflow_run_id.txt").read_text().strip()
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    done_before = len(client.get_metric_history(run_id, "val_f1"))
+    assert done_before < 6
+
+    result = run_cli(*args, "ckpt_path=last", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["run_id"] == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    epochs = [int(m.value) for m in client.get_metric_history(run_id, "epoch")]
+    assert max(epochs) == 6  # trained to the end, continuing the killed run's epochs
+    assert len(client.get_metric_history(run_id, "val_f1")) >= 6
+    assert "test_f1" in run.data.metrics
+
+
+def test_a_two_job_multirun_writes_two_grouped_runs(tmp_path, tiny_corpus):
+    result = run_cli(
+        "--multirun", "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=1",
+        f"paths.root_dir={tmp_path}", "mlflow.log_model=false", "mlflow.experiment_name=sweep",
+        "model.char=cnn,lstm", *SMALL, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    assert len(runs) == 2
+    assert {r.data.params["model.char"] for r in runs} == {"cnn", "lstm"}
+    assert len({r.data.tags["sweep_id"] for r in runs}) == 1
+    assert {r.data.tags["sweep_job"] for r in runs} == {"0", "1"}
+    assert all("val_f1" in r.data.metrics for r in runs)
+
+
+def test_optuna_search_runs_trials_as_grouped_mlflow_runs(tmp_path, tiny_corpus):
+    result = run_cli(
+        "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
+        "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=1", f"paths.root_dir={tmp_path}",
+        "mlflow.log_model=false", *SMALL, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    runs = client.search_runs([client.get_experiment_by_name("nerlab-optuna").experiment_id])
+    assert len(runs) == 2 and len({r.data.tags["sweep_id"] for r in runs}) == 1
+    lrs = {float(r.data.params["optimizer.lr"]) for r in runs}
+    assert all(0.0005 <= lr <= 0.01 for lr in lrs)
+    best = sorted(tmp_path.glob("outputs/train/multiruns/*/optimization_results.yaml"))
+    assert best and "best_value" in best[-1].read_text()

@@ -35,6 +35,20 @@ def run_name(cfg: DictConfig) -> str:
     return " ".join([cfg.mlflow.experiment_name, *overrides])[:250]
 
 
+def sweep_tags() -> dict[str, str]:
+    """Tags that group the jobs of one Hydra multirun (grid or Optuna) in the MLflow UI."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hydra_cfg = HydraConfig.get()
+    except (ValueError, ImportError):
+        return {}
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return {}
+    return {"sweep_id": str(hydra_cfg.sweep.dir), "sweep_job": str(hydra_cfg.job.num)}
+
+
 def build_loggers(cfg: DictConfig, run_id: str | None = None):
     """Instantiate ``cfg.logger``; the ``mlflow`` entry becomes an MLFlowLogger on the store."""
     from lightning.pytorch.loggers import MLFlowLogger
@@ -49,6 +63,7 @@ def build_loggers(cfg: DictConfig, run_id: str | None = None):
                 tracking_uri=tracking_uri(cfg),
                 artifact_location=str(Path(cfg.mlflow.artifact_location).resolve()),
                 run_id=run_id,
+                tags=sweep_tags() or None,
                 log_model=False,
             )
             loggers.append(mlflow_logger)

@@ -77,7 +77,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from nerlab.lightning_module import NERModule
     from nerlab.metrics import MONITOR, MONITOR_MODE, classification_report
     from nerlab.models.embeddings import load_pretrained
-    from nerlab.saving import build_info, save_model
+    from nerlab.saving import AtomicCheckpointIO, build_info, save_model
     from nerlab.tracking import build_loggers, log_run_artifacts
 
     L.seed_everything(cfg.seed, workers=True)
@@ -123,12 +123,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             checkpoint = callback
         callbacks.append(callback)
     loggers, mlflow_logger = build_loggers(cfg, run_id=resume_run_id)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
-    if mlflow_logger is not None:
+    if mlflow_logger is not None and resume_run_id is None:  # a resumed run keeps its params
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
         params.update({f"data_stats.{k}": v for k, v in datamodule.stats.items()})
         mlflow_logger.log_hyperparams(params)
+    if mlflow_logger is not None:
         if checkpoint is not None and trainer.is_global_zero and mlflow_logger.run_id:
             Path(checkpoint.dirpath).mkdir(parents=True, exist_ok=True)
             (Path(checkpoint.dirpath) / RUN_ID_FILE).write_text(mlflow_logger.run_id)
