@@ -22,7 +22,11 @@ def test_reads_columns_spaces_tabs_crlf_and_skips_docstart(tmp_path):
         b"BRUSSELS NNP B-NP B-LOC"  # no newline at the end of the file
     )
     sentences = read_conll(path)
-    assert [s.tokens for s in sentences] == [["EU", "rejects"], ["Peter", "Blackburn"], ["BRUSSELS"]]
+    assert [s.tokens for s in sentences] == [
+        ["EU", "rejects"],
+        ["Peter", "Blackburn"],
+        ["BRUSSELS"],
+    ]
     assert [s.tags for s in sentences] == [["B-ORG", "O"], ["B-PER", "I-PER"], ["B-LOC"]]
     assert [s.line for s in sentences] == [3, 7, 10]
     tokens, tags = sentences[0]  # the contract's (tokens, tags) pairs
@@ -49,7 +53,12 @@ def test_unlabelled_reading_keeps_only_tokens(tmp_path):
 @pytest.mark.parametrize(
     ("content", "line", "expected", "found"),
     [
-        (b"EU B-ORG\nrejects\n", 2, "at least 2 whitespace-separated columns", "1 column 'rejects'"),
+        (
+            b"EU B-ORG\nrejects\n",
+            2,
+            "at least 2 whitespace-separated columns",
+            "1 column 'rejects'",
+        ),
         (b"EU B-ORG\n\nPeter B_PER\n", 3, "a tag like O, B-PER or I-PER", "'B_PER'"),
         (b"EU B-ORG\nPeter PER\n", 2, "a tag like O", "'PER'"),
         (b"EU B-ORG\ncaf\xe9 O\n", 2, "UTF-8 text", "b'\\xe9"),
@@ -78,7 +87,9 @@ def test_missing_and_empty_files(tmp_path):
         read_conll(tmp_path / "nope.txt")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n-DOCSTART- -X- -X- O\n\n")
-    with pytest.raises(DataFormatError, match="expected at least one sentence, found an empty file"):
+    with pytest.raises(
+        DataFormatError, match="expected at least one sentence, found an empty file"
+    ):
         read_conll(empty)
 
 
@@ -89,9 +100,16 @@ def test_ill_formed_continuations_are_repaired_or_refused(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         fixed, scheme, repaired = to_iob2(sentences, path)
     assert scheme == "iob2" and repaired == 2
-    assert [s.tags for s in fixed] == [["O", "B-PER", "I-PER"], ["B-LOC", "I-LOC"], ["B-ORG", "B-LOC"]]
+    assert [s.tags for s in fixed] == [
+        ["O", "B-PER", "I-PER"],
+        ["B-LOC", "I-LOC"],
+        ["B-ORG", "B-LOC"],
+    ]
     assert "repaired 2 ill-formed IOB2 sentence(s)" in caplog.text and "line 2" in caplog.text
-    with pytest.raises(DataFormatError, match=r"ill.txt:2: expected a well-formed IOB2 sequence, found 'I-PER' after 'O'"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"ill.txt:2: expected a well-formed IOB2 sequence, found 'I-PER' after 'O'",
+    ):
         to_iob2(sentences, path, on_invalid="error")
 
 
@@ -111,7 +129,10 @@ def test_write_conll_round_trips(tmp_path):
     path = tmp_path / "out.txt"
     rows = [[("John", "B-PER"), ("runs", "O")], [("Paris", "B-LOC")]]
     write_conll(path, rows)
-    assert read_conll(path) == [Sentence(["John", "runs"], ["B-PER", "O"]), Sentence(["Paris"], ["B-LOC"])]
+    assert read_conll(path) == [
+        Sentence(["John", "runs"], ["B-PER", "O"]),
+        Sentence(["Paris"], ["B-LOC"]),
+    ]
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -141,8 +162,12 @@ def test_data_command_checks_a_file_and_reports_problems_on_one_line(tmp_path):
     result = subprocess.run([str(cli), f"file={good}"], capture_output=True, text=True)
     assert result.returncode == 0
     assert json.loads(result.stdout) == {
-        "file": str(good), "sentences": 2, "tokens": 4, "scheme": "iob2",
-        "repaired_sentences": 0, "entities": {"ORG": 1, "PER": 1},
+        "file": str(good),
+        "sentences": 2,
+        "tokens": 4,
+        "scheme": "iob2",
+        "repaired_sentences": 0,
+        "entities": {"ORG": 1, "PER": 1},
     }
     bad = tmp_path / "bad.txt"
     bad.write_text("EU B-ORG\nrejects\n")

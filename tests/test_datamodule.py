@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_sentences, write_conll
+
 from nerlab.data.datamodule import NERDataModule, make_batch
 from nerlab.data.vocab import PAD_ID, UNK_ID
 
@@ -45,13 +45,18 @@ def test_batches_are_dynamically_padded_and_forms_map_back_to_tokens(tiny_corpus
             assert int(batch["word_ids"][row, j]) == dm.vocabs.words.lookup(token)
         assert (batch["word_ids"][row, n:] == PAD_ID).all()
     # each distinct form of the batch appears once in char_ids
-    assert batch["char_ids"].shape[0] == len({t for i in batch["indices"].tolist() for t in sentences[i].tokens})
+    assert batch["char_ids"].shape[0] == len(
+        {t for i in batch["indices"].tolist() for t in sentences[i].tokens}
+    )
     assert split is dm.splits["train"] and len(table) >= len(dm.vocabs.words) - 2
 
 
 def test_singleton_words_are_replaced_by_unk_with_the_given_probability(tiny_corpus):
     train = tiny_corpus / "train.txt"
-    train.write_text(train.read_text() + "".join(f"solo{chr(97 + i // 26)}{chr(97 + i % 26)} O\n\n" for i in range(400)))
+    train.write_text(
+        train.read_text()
+        + "".join(f"solo{chr(97 + i // 26)}{chr(97 + i % 26)} O\n\n" for i in range(400))
+    )
     dm = NERDataModule(dir=str(tiny_corpus), singleton_unk_prob=0.5)
     dm.setup()
     split = dm.splits["train"]

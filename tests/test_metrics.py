@@ -37,7 +37,9 @@ def test_matches_seqeval_on_random_and_ill_formed_sequences(seed):
     assert scores["recall"] == pytest.approx(recall_score(gold, pred), abs=1e-12)
     per_type = seqeval_report(gold, pred, output_dict=True)
     for name in ("LOC", "ORG", "PER"):
-        assert scores["per_type"][name]["f1"] == pytest.approx(per_type[name]["f1-score"], abs=1e-12)
+        assert scores["per_type"][name]["f1"] == pytest.approx(
+            per_type[name]["f1-score"], abs=1e-12
+        )
         assert scores["per_type"][name]["support"] == per_type[name]["support"]
 
 
@@ -51,7 +53,9 @@ def test_split_states_summed_equal_one_pass():
     parts[0].update(pred[::2], gold[::2])
     parts[1].update(pred[1::2], gold[1::2])
     for name in ("tp", "pred", "gold"):
-        assert (getattr(parts[0], name) + getattr(parts[1], name)).tolist() == getattr(whole, name).tolist()
+        assert (getattr(parts[0], name) + getattr(parts[1], name)).tolist() == getattr(
+            whole, name
+        ).tolist()
 
 
 def test_perfect_and_empty_predictions_and_report():

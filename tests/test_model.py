@@ -76,9 +76,15 @@ def tiny_batch(corpus: Path, **model):
     dm = NERDataModule(dir=str(corpus), batch_size=16)
     dm.setup()
     config = TaggerConfig(
-        num_words=len(dm.vocabs.words), num_chars=len(dm.vocabs.chars),
-        num_tags=len(dm.vocabs.tags), word_embedding_dims=8, entity_tagger_lstm_dims=8,
-        character_embedding_dims=4, char_features_dims=4, char_features_lstm_dims=4, **model,
+        num_words=len(dm.vocabs.words),
+        num_chars=len(dm.vocabs.chars),
+        num_tags=len(dm.vocabs.tags),
+        word_embedding_dims=8,
+        entity_tagger_lstm_dims=8,
+        character_embedding_dims=4,
+        char_features_dims=4,
+        char_features_lstm_dims=4,
+        **model,
     )
     allowed = allowed_transitions("iobes", dm.vocabs.tags.tags)
     return BiLSTMTagger(config, allowed), next(iter(dm.train_dataloader()))
@@ -122,7 +128,9 @@ def test_constrained_decoding_yields_well_formed_iobes(tiny_corpus):
 
 
 def test_invalid_sizes_fail_at_construction():
-    with pytest.raises(ConfigError, match="model.entity_tagger_lstm_dims must be positive, found 0"):
+    with pytest.raises(
+        ConfigError, match="model.entity_tagger_lstm_dims must be positive, found 0"
+    ):
         TaggerConfig(num_words=5, num_chars=5, num_tags=3, entity_tagger_lstm_dims=0)
     with pytest.raises(ConfigError, match="model.char must be cnn, lstm or none"):
         BiLSTMTagger(TaggerConfig(num_words=5, num_chars=5, num_tags=3, char="gru"))
@@ -131,11 +139,23 @@ def test_invalid_sizes_fail_at_construction():
 def cli(tmp_path: Path, corpus: Path, *overrides: str) -> dict:
     env = {**os.environ, "NERLAB_ROOT": str(tmp_path)}
     result = subprocess.run(
-        [str(BIN / "nerlab-train"), "data=bio", f"data.dir={corpus}", "model.embeddings=null",
-         "model.word_embedding_dims=16", "model.entity_tagger_lstm_dims=16",
-         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-         "data.eval_batch_size=8", *overrides],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(BIN / "nerlab-train"),
+            "data=bio",
+            f"data.dir={corpus}",
+            "model.embeddings=null",
+            "model.word_embedding_dims=16",
+            "model.entity_tagger_lstm_dims=16",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "data.eval_batch_size=8",
+            *overrides,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -143,8 +163,12 @@ def cli(tmp_path: Path, corpus: Path, *overrides: str) -> dict:
 
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path, tiny_corpus):
     summary = cli(
-        tmp_path, tiny_corpus, "trainer.precision=bf16-mixed", "trainer.max_epochs=6",
-        "optimizer.lr=0.02", "data.batch_size=8",
+        tmp_path,
+        tiny_corpus,
+        "trainer.precision=bf16-mixed",
+        "trainer.max_epochs=6",
+        "optimizer.lr=0.02",
+        "data.batch_size=8",
     )
     assert summary["test_f1"] is not None and np.isfinite(summary["test_f1"])
     assert summary["test_f1"] > 0.5  # it learned, so the loss stayed finite

@@ -7,7 +7,6 @@ import subprocess
 import tomllib
 
 import yaml
-
 from conftest import ROOT
 
 
@@ -40,8 +39,20 @@ def test_every_range_admits_the_pinned_torch_and_names_a_major_version():
 
 
 def test_every_target_depends_on_the_install_step():
-    out = subprocess.run(["make", "-pRrq", "-f", "Makefile"], cwd=ROOT, capture_output=True, text=True).stdout
-    for target in ("train", "test", "evaluate", "predict", "interactive", "ui", "bench", "data", "lint"):
+    out = subprocess.run(
+        ["make", "-pRrq", "-f", "Makefile"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    for target in (
+        "train",
+        "test",
+        "evaluate",
+        "predict",
+        "interactive",
+        "ui",
+        "bench",
+        "data",
+        "lint",
+    ):
         line = next(line for line in out.splitlines() if line.startswith(f"{target}:"))
         assert ".venv/.installed" in line, line
 

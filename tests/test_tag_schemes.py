@@ -42,7 +42,11 @@ def test_every_scheme_round_trips_through_every_other(case):
     assert convert_tags(tags["iobes"], "bio") == tags["iob2"]
 
 
-@given(st.lists(st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-PER", "S-LOC"]), max_size=10))
+@given(
+    st.lists(
+        st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-PER", "S-LOC"]), max_size=10
+    )
+)
 @settings(max_examples=300, deadline=None)
 def test_repair_reads_like_conlleval_and_yields_well_formed_iob2(tags):
     fixed, changed = repair_iob2(tags)
@@ -52,15 +56,31 @@ def test_repair_reads_like_conlleval_and_yields_well_formed_iob2(tags):
 
 
 def test_examples_of_conversion():
-    assert convert_tags(["B-PER", "I-PER", "O", "B-LOC"], "iobes") == ["B-PER", "E-PER", "O", "S-LOC"]
-    assert convert_tags(["S-PER", "B-LOC", "I-LOC", "E-LOC"], "bio") == ["B-PER", "B-LOC", "I-LOC", "I-LOC"]
+    assert convert_tags(["B-PER", "I-PER", "O", "B-LOC"], "iobes") == [
+        "B-PER",
+        "E-PER",
+        "O",
+        "S-LOC",
+    ]
+    assert convert_tags(["S-PER", "B-LOC", "I-LOC", "E-LOC"], "bio") == [
+        "B-PER",
+        "B-LOC",
+        "I-LOC",
+        "I-LOC",
+    ]
     assert convert_tags(["I-PER", "B-PER", "O"], "bio", "iob1") == ["B-PER", "B-PER", "O"]
     assert convert_tags(["B-PER", "B-PER"], "iob1") == ["I-PER", "B-PER"]
 
 
 @pytest.mark.parametrize(
     "tags",
-    [["O", "I-PER"], ["B-PER", "I-LOC"], ["B-PER", "E-LOC"], ["I-PER", "E-PER"], ["B-PER", "O"][:1] + ["S-PER", "E-PER"]],
+    [
+        ["O", "I-PER"],
+        ["B-PER", "I-LOC"],
+        ["B-PER", "E-LOC"],
+        ["I-PER", "E-PER"],
+        ["B-PER", "O"][:1] + ["S-PER", "E-PER"],
+    ],
 )
 def test_ill_formed_input_raises_a_nerlab_error(tags):
     with pytest.raises(TagSchemeError, match="ill-formed"):
@@ -82,7 +102,9 @@ def test_detect_scheme():
 
 @pytest.mark.parametrize("scheme", ["bio", "iobes", "iob1"])
 def test_allowed_transitions_admit_exactly_the_well_formed_sequences(scheme):
-    labels = ["O"] + [f"{p}-{t}" for t in ("PER", "LOC") for p in ("BIES" if scheme == "iobes" else "BI")]
+    labels = ["O"] + [
+        f"{p}-{t}" for t in ("PER", "LOC") for p in ("BIES" if scheme == "iobes" else "BI")
+    ]
     allowed = set(allowed_transitions(scheme, labels))
     start, end = len(labels), len(labels) + 1
     for length in range(1, 4):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from conftest import ROOT
 from nerlab.train import CONF_DIR, train, translate_original_flags
 
 BIN = Path(sys.executable).parent
@@ -34,7 +34,13 @@ def compose_cfg(tmp_path: Path, corpus: Path, *overrides: str):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=["data=bio", f"data.dir={corpus}", f"paths.root_dir={tmp_path}", *SMALL, *overrides],
+            overrides=[
+                "data=bio",
+                f"data.dir={corpus}",
+                f"paths.root_dir={tmp_path}",
+                *SMALL,
+                *overrides,
+            ],
             return_hydra_config=True,
         )
     HydraConfig().set_config(cfg)
@@ -58,8 +64,18 @@ def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
     run = client.get_run(summary["run_id"])
     metrics = run.data.metrics
-    for key in ("train_loss_epoch", "val_f1", "val_precision", "val_recall", "test_f1",
-                "test_precision", "test_recall", "test_f1_PER", "test_f1_LOC", "test_f1_ORG"):
+    for key in (
+        "train_loss_epoch",
+        "val_f1",
+        "val_precision",
+        "val_recall",
+        "test_f1",
+        "test_precision",
+        "test_recall",
+        "test_f1_PER",
+        "test_f1_LOC",
+        "test_f1_ORG",
+    ):
         assert key in metrics, key
     assert metrics["test_f1"] == pytest.approx(summary["test_f1"], abs=1e-6)
     history = client.get_metric_history(run.info.run_id, "val_f1")
@@ -68,7 +84,12 @@ def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
     assert params["model.char"] == "cnn" and params["data.tag_scheme"] == "iobes"
     assert params["trainer.max_epochs"] == "3" and int(params["data_stats.train_sentences"]) == 120
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "overrides.yaml", "classification_report.txt", "confusion_matrix.png"} <= artifacts
+    assert {
+        "config.yaml",
+        "overrides.yaml",
+        "classification_report.txt",
+        "confusion_matrix.png",
+    } <= artifacts
     # the pyfunc model: a model from code whose artifact is the model directory
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
     try:
@@ -77,7 +98,9 @@ def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
     finally:
         mlflow.set_tracking_uri(None)
     assert len(entities) == 2 and all(isinstance(e, list) for e in entities)
-    for text, found in zip(["John lives in London.", "Mary visited Paris today ."], entities, strict=True):
+    for text, found in zip(
+        ["John lives in London.", "Mary visited Paris today ."], entities, strict=True
+    ):
         for entity in found:
             assert text[entity["start"] : entity["end"]] == entity["text"]
             assert entity["label"] in {"PER", "LOC", "ORG"} and 0 < entity["confidence"] <= 1
@@ -89,8 +112,13 @@ def test_small_model_overfits_to_f1_one(tmp_path, tiny_corpus):
     for name in ("valid.txt", "test.txt"):
         (tiny_corpus / name).write_text((tiny_corpus / "train.txt").read_text())
     cfg = compose_cfg(
-        tmp_path, tiny_corpus, "trainer.max_epochs=25", "model.dropout=0.0",
-        "data.singleton_unk_prob=0.0", "optimizer.lr=0.02", "logger={}",
+        tmp_path,
+        tiny_corpus,
+        "trainer.max_epochs=25",
+        "model.dropout=0.0",
+        "data.singleton_unk_prob=0.0",
+        "optimizer.lr=0.02",
+        "logger={}",
         "callbacks.early_stopping.patience=100",
     )
     summary = train(cfg)
@@ -100,7 +128,11 @@ def test_small_model_overfits_to_f1_one(tmp_path, tiny_corpus):
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "NERLAB_ROOT": str(cwd)}
     return subprocess.run(
-        [str(BIN / "nerlab-train"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+        [str(BIN / "nerlab-train"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -109,13 +141,18 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedPr
     ("content", "message"),
     [
         ("EU B-ORG\nrejects\n", "train.txt:2: expected at least 2 whitespace-separated columns"),
-        ("EU B-ORG\nPeter B_PER\n", "train.txt:2: expected a tag like O, B-PER or I-PER in column -1, found 'B_PER'"),
+        (
+            "EU B-ORG\nPeter B_PER\n",
+            "train.txt:2: expected a tag like O, B-PER or I-PER in column -1, found 'B_PER'",
+        ),
         (b"EU B-ORG\ncaf\xe9 O\n", "train.txt:2: expected UTF-8 text, found the bytes b'\\xe9"),
         ("\n\n", "train.txt: expected at least one sentence, found an empty file"),
         (None, "train.txt: expected an existing file, found no such file"),
     ],
 )
-def test_bad_training_files_fail_with_one_line_and_no_traceback(tmp_path, tiny_corpus, content, message):
+def test_bad_training_files_fail_with_one_line_and_no_traceback(
+    tmp_path, tiny_corpus, content, message
+):
     train_file = tiny_corpus / "train.txt"
     if content is None:
         train_file.unlink()
@@ -133,42 +170,88 @@ def test_bad_training_files_fail_with_one_line_and_no_traceback(tmp_path, tiny_c
 
 def test_ill_formed_tags_can_be_refused(tmp_path, tiny_corpus):
     (tiny_corpus / "train.txt").write_text("c B-LOC\n\na O\nb I-PER\n")
-    result = run_cli("data=bio", f"data.dir={tiny_corpus}", "data.on_invalid=error", *SMALL, cwd=tmp_path, timeout=120)
+    result = run_cli(
+        "data=bio",
+        f"data.dir={tiny_corpus}",
+        "data.on_invalid=error",
+        *SMALL,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 2
-    assert "train.txt:4: expected a well-formed IOB2 sequence, found 'I-PER' after 'O'" in result.stderr
+    assert (
+        "train.txt:4: expected a well-formed IOB2 sequence, found 'I-PER' after 'O'"
+        in result.stderr
+    )
 
 
 def test_unknown_override_is_refused_before_training(tmp_path):
     result = run_cli("trainer.max_epochz=3", cwd=tmp_path, timeout=60)
     assert result.returncode != 0
     assert "max_epochz" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("model.entity_tagger_lstm_dims=-4", "data=bio", f"data.dir={tmp_path}", cwd=tmp_path, timeout=60)
+    result = run_cli(
+        "model.entity_tagger_lstm_dims=-4",
+        "data=bio",
+        f"data.dir={tmp_path}",
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "model.entity_tagger_lstm_dims must be positive, found -4" in result.stderr
 
 
 def test_original_flags_translate_to_overrides(tmp_path):
     overrides = translate_original_flags(
-        ["--train_file", "a.txt", "--test_file", "b.txt", "-e", "5", "-b", "10", "--tag_num", "3", "--use_cudnn", "model.dropout=0.3"]
+        [
+            "--train_file",
+            "a.txt",
+            "--test_file",
+            "b.txt",
+            "-e",
+            "5",
+            "-b",
+            "10",
+            "--tag_num",
+            "3",
+            "--use_cudnn",
+            "model.dropout=0.3",
+        ]
     )
     assert overrides[:3] == ["data=bio", "data.dir=.", "data.val_file=null"]
     assert f"data.train_file={Path('a.txt').resolve()}" in overrides
     assert "trainer.max_epochs=5" in overrides and "data.batch_size=10" in overrides
-    assert "data.tag_column=3" in overrides and "trainer=gpu" in overrides and "model.dropout=0.3" in overrides
+    assert (
+        "data.tag_column=3" in overrides
+        and "trainer=gpu" in overrides
+        and "model.dropout=0.3" in overrides
+    )
 
 
 def test_make_train_passes_overrides_literally_and_prints_the_contract_json(tmp_path, tiny_corpus):
     overrides = [
-        "trainer.max_epochs=1", "data.batch_size=64", "model=char_cnn", "data=bio",
-        f"data.dir={tiny_corpus}", "model.embeddings=null", f"paths.root_dir={tmp_path}",
+        "trainer.max_epochs=1",
+        "data.batch_size=64",
+        "model=char_cnn",
+        "data=bio",
+        f"data.dir={tiny_corpus}",
+        "model.embeddings=null",
+        f"paths.root_dir={tmp_path}",
         "trainer.enable_progress_bar=false",
     ]
-    dry = subprocess.run(["make", "-n", "train", *overrides], cwd=ROOT, capture_output=True, text=True)
+    dry = subprocess.run(
+        ["make", "-n", "train", *overrides], cwd=ROOT, capture_output=True, text=True
+    )
     assert dry.returncode == 0
     command = [line for line in dry.stdout.splitlines() if "nerlab-train" in line][-1]
     for override in overrides:
         assert override in command
-    result = subprocess.run(["make", "--no-print-directory", "train", *overrides], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "train", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"run_id", "model_dir", "test_f1", "val_f1"} <= set(summary)
@@ -179,10 +262,21 @@ def test_make_train_passes_overrides_literally_and_prints_the_contract_json(tmp_
 
 def test_original_flag_command_runs(tmp_path, tiny_corpus):
     result = run_cli(
-        "--train_file", str(tiny_corpus / "train.txt"), "--test_file", str(tiny_corpus / "test.txt"),
-        "-e", "1", "-b", "10", "--model_path", str(tmp_path / "w.safetensors"),
-        "--model_info_path", str(tmp_path / "info.json"), "model.embeddings=null",
-        "trainer.enable_progress_bar=false", cwd=tmp_path,
+        "--train_file",
+        str(tiny_corpus / "train.txt"),
+        "--test_file",
+        str(tiny_corpus / "test.txt"),
+        "-e",
+        "1",
+        "-b",
+        "10",
+        "--model_path",
+        str(tmp_path / "w.safetensors"),
+        "--model_info_path",
+        str(tmp_path / "info.json"),
+        "model.embeddings=null",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -195,11 +289,19 @@ def test_a_test_type_unseen_in_training_counts_as_missed(tmp_path, tiny_corpus):
     test = tiny_corpus / "test.txt"
     test.write_text(test.read_text() + "Gizmo B-PRODUCT\nrocks O\n")
     result = run_cli(
-        "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=1", f"paths.root_dir={tmp_path}",
-        *SMALL, cwd=tmp_path, timeout=300,
+        "data=bio",
+        f"data.dir={tiny_corpus}",
+        "trainer.max_epochs=1",
+        f"paths.root_dir={tmp_path}",
+        *SMALL,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "test.txt:" in result.stderr and "entity type PRODUCT never occurs in the training data" in result.stderr
+    assert (
+        "test.txt:" in result.stderr
+        and "entity type PRODUCT never occurs in the training data" in result.stderr
+    )
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
     metrics = client.get_run(summary["run_id"]).data.metrics
@@ -211,12 +313,21 @@ def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus
     import time
 
     args = [
-        "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=6", f"paths.root_dir={tmp_path}",
-        "mlflow.log_model=false", *SMALL,
+        "data=bio",
+        f"data.dir={tiny_corpus}",
+        "trainer.max_epochs=6",
+        f"paths.root_dir={tmp_path}",
+        "mlflow.log_model=false",
+        *SMALL,
     ]
     env = {**os.environ, "NERLAB_ROOT": str(tmp_path)}
-    proc = subprocess.Popen([str(BIN / "nerlab-train"), *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN / "nerlab-train"), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     last = None
     while time.time() < deadline and proc.poll() is None:
@@ -248,9 +359,16 @@ def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus
 
 def test_a_two_job_multirun_writes_two_grouped_runs(tmp_path, tiny_corpus):
     result = run_cli(
-        "--multirun", "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=1",
-        f"paths.root_dir={tmp_path}", "mlflow.log_model=false", "mlflow.experiment_name=sweep",
-        "model.char=cnn,lstm", *SMALL, cwd=tmp_path,
+        "--multirun",
+        "data=bio",
+        f"data.dir={tiny_corpus}",
+        "trainer.max_epochs=1",
+        f"paths.root_dir={tmp_path}",
+        "mlflow.log_model=false",
+        "mlflow.experiment_name=sweep",
+        "model.char=cnn,lstm",
+        *SMALL,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
@@ -264,9 +382,16 @@ def test_a_two_job_multirun_writes_two_grouped_runs(tmp_path, tiny_corpus):
 
 def test_optuna_search_runs_trials_as_grouped_mlflow_runs(tmp_path, tiny_corpus):
     result = run_cli(
-        "hparams_search=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
-        "data=bio", f"data.dir={tiny_corpus}", "trainer.max_epochs=1", f"paths.root_dir={tmp_path}",
-        "mlflow.log_model=false", *SMALL, cwd=tmp_path,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=1",
+        "data=bio",
+        f"data.dir={tiny_corpus}",
+        "trainer.max_epochs=1",
+        f"paths.root_dir={tmp_path}",
+        "mlflow.log_model=false",
+        *SMALL,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import make_sentences, write_conll
+
 from nerlab.data import CharVocab, SequentialTaggingDataset, TagVocab, WordVocab
 from nerlab.data.vocab import PAD_ID, UNK_ID
 

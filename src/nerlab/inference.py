@@ -141,7 +141,9 @@ class Tagger:
                         "label": label,
                         "start": start,
                         "end": end,
-                        "confidence": float(conf[first : last + 1].min()) if conf is not None else None,
+                        "confidence": float(conf[first : last + 1].min())
+                        if conf is not None
+                        else None,
                     }
                 )
             results.append(entities)

@@ -12,10 +12,15 @@ import time
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
-from nerlab.data.tag_schemes import allowed_transitions, canonical_scheme, conlleval_spans, from_spans
+from nerlab.data.tag_schemes import (
+    allowed_transitions,
+    canonical_scheme,
+    conlleval_spans,
+    from_spans,
+)
 from nerlab.errors import ConfigError
 from nerlab.metrics import EntityF1
 from nerlab.models.tagger import BiLSTMTagger, TaggerConfig
@@ -77,7 +82,9 @@ class NERModule(L.LightningModule):
         loss = self.net.loss(emissions, batch["tags"], batch["mask"])
         batch_size = batch["mask"].shape[0]
         self._sentences_seen += batch_size
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log(
+            "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size
+        )
         return loss
 
     def predict_tags(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
@@ -160,12 +167,19 @@ class NERModule(L.LightningModule):
             return optimizer
         if kind == "inverse_time":  # lr_t = lr / (1 + decay * epoch), Ma & Hovy / Lample
             decay = float(sched.get("decay", 0.05))
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0 / (1.0 + decay * e))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda e: 1.0 / (1.0 + decay * e)
+            )
         elif kind == "cosine":
             total = int(sched.get("epochs", self.trainer.max_epochs or 10))
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, total) / total))
             )
         else:
-            raise ConfigError(f"scheduler.name must be none, inverse_time or cosine, found {kind!r}")
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+            raise ConfigError(
+                f"scheduler.name must be none, inverse_time or cosine, found {kind!r}"
+            )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }

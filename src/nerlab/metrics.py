@@ -52,7 +52,9 @@ class EntityF1(Metric):
             raise ValueError(f"entity type {name!r} is not among the scored types {self.types}")
         return idx
 
-    def update(self, predictions: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]) -> None:
+    def update(
+        self, predictions: Sequence[Sequence[str]], targets: Sequence[Sequence[str]]
+    ) -> None:
         if len(predictions) != len(targets):
             raise ValueError(f"{len(predictions)} predicted sequences for {len(targets)} gold ones")
         n = len(self.types)
@@ -85,11 +87,18 @@ class EntityF1(Metric):
         """``{"precision", "recall", "f1", "per_type": {TYPE: {precision, recall, f1, support}},
         "confusion": {"labels", "matrix"}}``; the matrix counts spans by boundaries: gold type
         (rows) against the type predicted for the same span (columns), ``-`` for none."""
-        precision, recall, f1 = _prf(self.tp.sum().item(), self.pred.sum().item(), self.gold.sum().item())
+        precision, recall, f1 = _prf(
+            self.tp.sum().item(), self.pred.sum().item(), self.gold.sum().item()
+        )
         per_type = {}
         for i, name in enumerate(self.types):
             p, r, f = _prf(self.tp[i].item(), self.pred[i].item(), self.gold[i].item())
-            per_type[name] = {"precision": p, "recall": r, "f1": f, "support": int(self.gold[i].item())}
+            per_type[name] = {
+                "precision": p,
+                "recall": r,
+                "f1": f,
+                "support": int(self.gold[i].item()),
+            }
         confusion = {"labels": [*self.types, "-"], "matrix": self.confusion.long().tolist()}
         return {
             "precision": precision,
@@ -107,7 +116,8 @@ def classification_report(scores: dict) -> str:
     for name, s in scores["per_type"].items():
         support += s["support"]
         lines.append(
-            f"{name:>10} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>9d}"
+            f"{name:>10} {s['precision']:>9.4f} {s['recall']:>9.4f} "
+            f"{s['f1']:>9.4f} {s['support']:>9d}"
         )
     lines.append("")
     lines.append(

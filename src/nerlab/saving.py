@@ -88,7 +88,9 @@ def save_model(
         tmp.unlink(missing_ok=True)
     rel = os.path.relpath(weights, info_file.parent)
     payload = {**info, "weights": rel}
-    _atomic_write_bytes(info_file, json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"))
+    _atomic_write_bytes(
+        info_file, json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8")
+    )
     return weights, info_file
 
 
@@ -124,7 +126,9 @@ def load_model(
         model_info_path = Path(model_dir) / INFO_NAME
     info = read_info(model_info_path)
     info_file = Path(info["_path"])
-    weights = Path(model_path) if model_path else info_file.parent / info.get("weights", WEIGHTS_NAME)
+    weights = (
+        Path(model_path) if model_path else info_file.parent / info.get("weights", WEIGHTS_NAME)
+    )
     if not weights.exists():
         raise ModelLoadError(f"{weights}: missing; the weights of {info_file}")
     try:
@@ -146,7 +150,9 @@ def load_model(
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = str(err).split("\n")[1].strip() if "\n" in str(err) else str(err)
-        raise ModelLoadError(f"{weights}: the weights do not match {info_file.name} ({first})") from None
+        raise ModelLoadError(
+            f"{weights}: the weights do not match {info_file.name} ({first})"
+        ) from None
     net.eval()
     return net, vocabs, info
 
@@ -178,5 +184,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             tmp.unlink(missing_ok=True)
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+def to_device(
+    batch: dict[str, torch.Tensor], device: torch.device | str
+) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

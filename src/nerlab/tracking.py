@@ -98,7 +98,9 @@ def log_run_artifacts(
         (tmp_path / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(overrides)))
         if report:
             (tmp_path / "classification_report.txt").write_text(report)
-        (tmp_path / "summary.json").write_text(json.dumps({**summary, "test": test_scores}, indent=1))
+        (tmp_path / "summary.json").write_text(
+            json.dumps({**summary, "test": test_scores}, indent=1)
+        )
         if test_scores and test_scores.get("confusion"):
             plot_confusion(test_scores["confusion"], tmp_path / "confusion_matrix.png")
         for path in sorted(tmp_path.iterdir()):

@@ -57,7 +57,9 @@ def _resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, str | None]:
             key=lambda p: p.stat().st_mtime,
         )
         if not candidates:
-            raise ConfigError(f"ckpt_path=last: no last.ckpt under {cfg.paths.log_dir}/{cfg.task_name}/runs")
+            raise ConfigError(
+                f"ckpt_path=last: no last.ckpt under {cfg.paths.log_dir}/{cfg.task_name}/runs"
+            )
         path = candidates[-1]
     else:
         path = Path(cfg.ckpt_path)
@@ -72,7 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, select on validation, test, save, log. Returns the summary printed as JSON."""
     import lightning as L
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from nerlab.lightning_module import NERModule
     from nerlab.metrics import MONITOR, MONITOR_MODE, classification_report
@@ -89,7 +91,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"model.embeddings={cfg.model.embeddings} has {vectors.dim} dimensions but "
             f"model.word_embedding_dims={cfg.model.word_embedding_dims}; set them equal"
         )
-    extra_words = vectors.__contains__ if vectors is not None and cfg.model.embeddings_extend_vocab else None
+    extra_words = (
+        vectors.__contains__ if vectors is not None and cfg.model.embeddings_extend_vocab else None
+    )
     datamodule = instantiate(cfg.data, extra_words=extra_words)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -139,7 +143,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    val_f1 = float(checkpoint.best_model_score) if checkpoint is not None and checkpoint.best_model_score is not None else float(trainer.callback_metrics.get(MONITOR, float("nan")))
+    val_f1 = (
+        float(checkpoint.best_model_score)
+        if checkpoint is not None and checkpoint.best_model_score is not None
+        else float(trainer.callback_metrics.get(MONITOR, float("nan")))
+    )
     test_scores = None
     if cfg.test and datamodule.splits.get("test") is not None:
         trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None)
