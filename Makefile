@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: install train test test-all evaluate predict interactive ui bench peers data lint format sweep clean
+.PHONY: serve install train test test-all evaluate predict interactive ui bench peers data lint format sweep clean
 
 install: $(STAMP)
 
@@ -44,6 +44,12 @@ predict: $(STAMP)
 
 interactive: $(STAMP)
 	$(BIN)/nerlab-interactive $(OVERRIDES)
+
+# MLflow's scoring server for a run's pyfunc model: make serve run_id=<id> [port=5001]
+serve: $(STAMP)
+	@test -n "$(run_id)" || { echo "make serve: give run_id=<MLflow run id>" >&2; exit 2; }
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns.db $(BIN)/mlflow models serve \
+		-m runs:/$(run_id)/model --env-manager local -h 127.0.0.1 -p $(or $(port),5001)
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000

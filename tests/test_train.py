@@ -10,44 +10,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import ROOT
+from conftest import ROOT, SMALL, compose_cfg
 from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
 from nerlab.train import CONF_DIR, train, translate_original_flags
 
 BIN = Path(sys.executable).parent
-SMALL = [
-    "model.embeddings=null",
-    "model.word_embedding_dims=16",
-    "model.character_embedding_dims=8",
-    "model.char_features_dims=8",
-    "model.entity_tagger_lstm_dims=16",
-    "data.batch_size=8",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
-
-
-def compose_cfg(tmp_path: Path, corpus: Path, *overrides: str):
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "data=bio",
-                f"data.dir={corpus}",
-                f"paths.root_dir={tmp_path}",
-                *SMALL,
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-        del cfg["hydra"]  # @hydra.main hands the task a config without it
-    return cfg
 
 
 def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nerlab.commands import load_tagger, parse_options, run
 from nerlab.data.conll import Sentence, read_conll, to_iob2, write_conll
 from nerlab.errors import NerlabError
 from nerlab.inference import Tagger
@@ -35,48 +36,31 @@ def evaluate_sentences(
     return metric.compute(), predictions
 
 
-def _parse(args: list[str]) -> dict[str, str]:
-    options = {}
-    for arg in args:
-        key, eq, value = arg.partition("=")
-        if not eq:
-            raise NerlabError(f"expected key=value arguments, found {arg!r}")
-        options[key.lstrip("-")] = value
-    return options
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        options = _parse(sys.argv[1:] if argv is None else argv)
-        if "model_dir" not in options and "model_info_path" not in options:
-            raise NerlabError("give model_dir=DIR (or model_info_path=FILE)")
-        if "test_file" not in options:
-            raise NerlabError("give test_file=FILE")
-        tagger = Tagger.load(
-            options.get("model_dir"),
-            model_path=options.get("model_path"),
-            model_info_path=options.get("model_info_path"),
-            batch_size=int(options.get("batch_size", 256)),
+def evaluate(options: dict[str, str]) -> int:
+    if "test_file" not in options:
+        raise NerlabError("give test_file=FILE")
+    tagger = load_tagger({"batch_size": "256", **options})
+    default_column = (tagger.info.get("data") or {}).get("tag_column", -1)
+    tag_column = int(options.get("tag_column", default_column))
+    path = Path(options["test_file"])
+    sentences, _, _ = to_iob2(read_conll(path, tag_column), path)
+    scores, predictions = evaluate_sentences(tagger, sentences)
+    if "predictions" in options:
+        write_conll(
+            options["predictions"],
+            (
+                list(zip(s.tokens, s.tags, p, strict=True))
+                for s, p in zip(sentences, predictions, strict=True)
+            ),
         )
-        default_column = (tagger.info.get("data") or {}).get("tag_column", -1)
-        tag_column = int(options.get("tag_column", default_column))
-        path = Path(options["test_file"])
-        sentences, _, _ = to_iob2(read_conll(path, tag_column), path)
-        scores, predictions = evaluate_sentences(tagger, sentences)
-        if "predictions" in options:
-            write_conll(
-                options["predictions"],
-                (
-                    list(zip(s.tokens, s.tags, p, strict=True))
-                    for s, p in zip(sentences, predictions, strict=True)
-                ),
-            )
-    except (NerlabError, ValueError) as err:
-        print(f"nerlab-evaluate: error: {err}", file=sys.stderr)
-        return 2
     print(classification_report(scores), file=sys.stderr)
     print(json.dumps(scores))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    return run("nerlab-evaluate", lambda: evaluate(parse_options(args)))
 
 
 __all__ = ["evaluate_sentences", "main"]

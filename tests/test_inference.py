@@ -1,0 +1,246 @@
+"""Using a trained model: Tagger, predict/interactive/evaluate commands, MLflow serving."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import compose_cfg, make_sentences, write_conll
+from nerlab import Tagger
+from nerlab.inference import tokenize
+from nerlab.train import train
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model trained on a fixture, with its MLflow run (model logged)."""
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    write_conll(corpus / "train.txt", make_sentences(150, seed=1))
+    write_conll(corpus / "valid.txt", make_sentences(30, seed=2))
+    write_conll(corpus / "test.txt", make_sentences(30, seed=3))
+    cfg = compose_cfg(
+        root, corpus, "trainer.max_epochs=12", "optimizer.lr=0.02", "model.dropout=0.2"
+    )
+    summary = train(cfg)
+    return {"root": root, "corpus": corpus, **summary}
+
+
+def cmd(name: str, *args: str, stdin: str | None = None, timeout: int = 120):
+    return subprocess.run(
+        [str(BIN / name), *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_tokenizer_splits_like_conll_and_keeps_offsets():
+    text = "Mr. Smith's U.S. trip on 1996-08-22 to London. Don't stop!"
+    tokens = tokenize(text)
+    words = [t for t, _, _ in tokens]
+    assert words == [
+        "Mr",
+        ".",
+        "Smith",
+        "'s",
+        "U.S.",
+        "trip",
+        "on",
+        "1996-08-22",
+        "to",
+        "London",
+        ".",
+        "Do",
+        "n't",
+        "stop",
+        "!",
+    ]
+    assert all(text[s:e] == t for t, s, e in tokens)
+
+
+def test_tagger_tags_and_predicts_with_offsets(trained):
+    tagger = Tagger.load(trained["model_dir"])
+    tags = tagger.tag([["John", "lives", "in", "London"], []])
+    assert tags[1] == [] and len(tags[0]) == 4
+    assert tags[0][0] == "B-PER" and tags[0][3] == "B-LOC"
+    text = "Mary visited Paris today ."
+    entities = tagger.predict(text)
+    assert [(e["text"], e["label"]) for e in entities] == [("Mary", "PER"), ("Paris", "LOC")]
+    for entity in entities:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+        assert 0.0 < entity["confidence"] <= 1.0
+    assert tagger.predict(["", text])[1] == entities
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \t ",
+        " ".join(["London"] * 10_000),
+        "John\x00\x07 in\x1b Paris",
+        "Anna 😀🇫🇷 Lima",
+        "مرحبا بالعالم John",
+        "Zxqv Qwerty unseenword",
+    ],
+)
+def test_odd_input_never_crashes(trained, text):
+    tagger = Tagger.load(trained["model_dir"])
+    for entity in tagger.predict(text):
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_evaluate_reproduces_the_logged_test_f1(trained):
+    result = cmd(
+        "nerlab-evaluate",
+        f"model_dir={trained['model_dir']}",
+        f"test_file={trained['corpus'] / 'test.txt'}",
+        f"predictions={trained['root'] / 'pred.conll'}",
+    )
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scores["f1"] == pytest.approx(trained["test_f1"], abs=1e-6)
+    assert set(scores["per_type"]["PER"]) == {"precision", "recall", "f1", "support"}
+    assert "micro avg" in result.stderr
+    first = (trained["root"] / "pred.conll").read_text().splitlines()[0].split()
+    assert len(first) == 3  # token, gold, predicted
+
+
+def test_predict_text_to_jsonl_and_conll_to_conll(trained, tmp_path):
+    raw = tmp_path / "in.txt"
+    raw.write_text("Mary visited Paris today .\n\nJohn works for Acme Corp .\n")
+    out = tmp_path / "out.jsonl"
+    result = cmd(
+        "nerlab-predict", f"model_dir={trained['model_dir']}", f"input={raw}", f"output={out}"
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 3 and records[1] == {"text": "", "entities": []}
+    assert {"text": "Paris", "label": "LOC", "start": 13, "end": 18} in records[0]["entities"]
+    conll_in = tmp_path / "in.conll"
+    conll_in.write_text("Mary NN O\nvisited VB O\nParis NN O\n\nJohn NN O\n")
+    conll_out = tmp_path / "out.conll"
+    result = cmd(
+        "nerlab-predict",
+        f"model_dir={trained['model_dir']}",
+        f"input={conll_in}",
+        f"output={conll_out}",
+        "format=conll",
+    )
+    assert result.returncode == 0, result.stderr
+    assert conll_out.read_text().split("\n\n")[0].splitlines() == [
+        "Mary B-PER",
+        "visited O",
+        "Paris B-LOC",
+    ]
+
+
+def test_interactive_reads_a_pipe(trained):
+    result = cmd(
+        "nerlab-interactive",
+        f"model_dir={trained['model_dir']}",
+        stdin="Mary visited Paris today .\n\n" + "x" * 200_000 + "\n\xff\u202e odd\n",
+    )
+    assert result.returncode == 0, result.stderr
+    blocks = result.stdout.split("\n\n")
+    assert blocks[0].splitlines() == ["Mary\tPER\t0-4", "Paris\tLOC\t13-18"]
+    assert result.stdout.count("\n\n") >= 3 and "Traceback" not in result.stderr
+
+
+def test_broken_model_directories_give_one_line_errors(trained, tmp_path):
+    import shutil
+
+    broken = tmp_path / "m"
+    shutil.copytree(trained["model_dir"], broken)
+    (broken / "model.safetensors").unlink()
+    result = cmd("nerlab-interactive", f"model_dir={broken}", stdin="John\n")
+    assert result.returncode == 2 and "model.safetensors: missing" in result.stderr
+    shutil.copy(Path(trained["model_dir"]) / "model.safetensors", broken)
+    (broken / "model_info.json").write_text("{not json")
+    result = cmd(
+        "nerlab-evaluate", f"model_dir={broken}", f"test_file={trained['corpus'] / 'test.txt'}"
+    )
+    assert result.returncode == 2 and "model_info.json: not valid JSON" in result.stderr
+    info = json.loads((Path(trained["model_dir"]) / "model_info.json").read_text())
+    info["model"]["entity_tagger_lstm_dims"] = 32
+    (broken / "model_info.json").write_text(json.dumps(info))
+    result = cmd(
+        "nerlab-predict",
+        f"model_dir={broken}",
+        f"input={trained['corpus'] / 'test.txt'}",
+        f"output={tmp_path / 'o.jsonl'}",
+    )
+    assert result.returncode == 2 and "the weights do not match model_info.json" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.jsonl").exists()
+    (broken / "model.safetensors").write_bytes(b"garbage")
+    result = cmd("nerlab-interactive", f"model_dir={broken}", stdin="")
+    assert result.returncode == 2 and "not a readable safetensors file" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_serving_answers_invocations(trained):
+    port = _free_port()
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{trained['root']}/mlruns.db",
+        "PATH": str(BIN) + ":/usr/bin:/bin",
+    }
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{trained['run_id']}/model",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise AssertionError(server.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.5)
+        body = json.dumps(
+            {"inputs": ["Mary visited Paris today .", "John works for Acme Corp ."]}
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    predictions = answer["predictions"]
+    assert len(predictions) == 2
+    assert {"text": "Paris", "label": "LOC"} in [
+        {k: e[k] for k in ("text", "label")} for e in predictions[0]
+    ]
