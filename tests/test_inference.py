@@ -11,8 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import compose_cfg, make_sentences, write_conll
+
 from nerlab import Tagger
 from nerlab.inference import tokenize
 from nerlab.train import train

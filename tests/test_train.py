@@ -11,9 +11,8 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import ROOT, SMALL, compose_cfg
-from hydra import compose, initialize_config_dir
 
-from nerlab.train import CONF_DIR, train, translate_original_flags
+from nerlab.train import train, translate_original_flags
 
 BIN = Path(sys.executable).parent
 
