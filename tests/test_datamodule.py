@@ -123,3 +123,63 @@ def test_real_training_split_encodes(conll_dir):
     dm.setup()
     assert dm.stats["train_tokens"] == 203621 and dm.stats["val_tokens"] == 51362
     assert len(dm.vocabs.tags) == 17
+
+
+def test_prepare_data_uses_a_verified_local_copy(tmp_path, conll_dir):
+    dm = NERDataModule(
+        dir=str(tmp_path / "absent"), dataset="conll2003", local_copies=[str(conll_dir)]
+    )
+    dm.prepare_data()
+    assert dm.dir == conll_dir
+    assert not (tmp_path / "absent").exists()  # nothing copied
+
+
+def test_prepare_data_downloads_from_a_mirror_and_reports_offline(tmp_path, monkeypatch):
+    import hashlib
+    import http.server
+    import socket
+    import threading
+
+    from nerlab.data.registry import DatasetSpec, FileSpec, register_dataset
+    from nerlab.errors import DownloadError
+
+    served = tmp_path / "served"
+    served.mkdir()
+    files = {}
+    for name, seed in (("train.txt", 1), ("valid.txt", 2), ("test.txt", 3)):
+        write_conll(served / name, make_sentences(10, seed=seed))
+        files[name] = FileSpec(
+            url=f"http://example.invalid/{name}",
+            sha256=hashlib.sha256((served / name).read_bytes()).hexdigest(),
+        )
+    register_dataset(
+        DatasetSpec(name="tiny-test-set", description="fixture", files=files, license="none"),
+        replace=True,
+    )
+
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("NERLAB_DATA_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+        dm = NERDataModule(dir=str(tmp_path / "dl"), dataset="tiny-test-set")
+        dm.setup()
+        assert len(dm.splits["train"]) == 10
+        assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == [
+            "test.txt",
+            "train.txt",
+            "valid.txt",
+        ]
+    finally:
+        server.shutdown()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("NERLAB_DATA_MIRROR", f"http://127.0.0.1:{closed}")
+    dm = NERDataModule(dir=str(tmp_path / "offline"), dataset="tiny-test-set")
+    with pytest.raises(
+        DownloadError, match=r"could not download http://127.0.0.1:\d+/train.txt.*data.dir="
+    ):
+        dm.prepare_data()
+    assert not any((tmp_path / "offline").glob("*.txt"))

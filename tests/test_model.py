@@ -200,9 +200,14 @@ def test_encoder_equals_packed_bidirectional_lstm(layers):
     reference = torch.nn.LSTM(6, 5, num_layers=layers, batch_first=True, bidirectional=True)
     with torch.no_grad():
         for layer in range(layers):
-            for suffix, lstm in (("", encoder.forward_layers[layer]), ("_reverse", encoder.backward_layers[layer])):
+            for suffix, lstm in (
+                ("", encoder.forward_layers[layer]),
+                ("_reverse", encoder.backward_layers[layer]),
+            ):
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                    getattr(reference, f"{name}_l{layer}{suffix}").copy_(getattr(lstm, f"{name}_l0"))
+                    getattr(reference, f"{name}_l{layer}{suffix}").copy_(
+                        getattr(lstm, f"{name}_l0")
+                    )
     x = torch.randn(4, 7, 6)
     lengths = torch.tensor([7, 3, 5, 1])
     mask = torch.arange(7)[None, :] < lengths[:, None]

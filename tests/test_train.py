@@ -32,7 +32,7 @@ def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
     run = client.get_run(summary["run_id"])
     metrics = run.data.metrics
     for key in (
-        "train_loss_epoch",
+        "train_loss",
         "val_f1",
         "val_precision",
         "val_recall",

@@ -82,9 +82,9 @@ class NERModule(L.LightningModule):
         loss = self.net.loss(emissions, batch["tags"], batch["mask"])
         batch_size = batch["mask"].shape[0]
         self._sentences_seen += batch_size
-        self.log(
-            "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size
-        )
+        # `train_loss` is the epoch mean (the contract's name); the per-step value feeds the bar
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
+        self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def predict_tags(self, batch: dict[str, torch.Tensor]) -> list[list[str]]:
@@ -128,7 +128,7 @@ class NERModule(L.LightningModule):
         self.log("train_sentences_per_s", self._sentences_seen / max(train_seconds, 1e-9))
         metrics = self.trainer.callback_metrics
         parts = [f"epoch {self.current_epoch}"]
-        for key in ("train_loss_epoch", "val_f1"):
+        for key in ("train_loss", "val_f1"):
             if key in metrics:
                 parts.append(f"{key}={float(metrics[key]):.4f}")
         parts.append(f"train {train_seconds:.1f} s, with validation {seconds:.1f} s")
