@@ -1,0 +1,229 @@
+"""Reading and writing whitespace-separated column files (CoNLL, BIO).
+
+A file holds one token a line, ``<token> <tag_1> ... <tag_n>`` separated by spaces or tabs, a
+blank line between sentences, and optional ``-DOCSTART-`` lines, which are skipped. CRLF line
+ends are accepted. Pure Python: no torch here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from nerlab.data import tag_schemes
+from nerlab.errors import DataFormatError, NerlabError, TagSchemeError
+
+log = logging.getLogger(__name__)
+
+DOCSTART = "-DOCSTART-"
+
+
+class Sentence(tuple):
+    """A ``(tokens, tags)`` pair that also remembers the line it starts on (1-based)."""
+
+    line: int
+
+    def __new__(cls, tokens: list[str], tags: list[str], line: int = 0) -> Sentence:
+        self = super().__new__(cls, (tokens, tags))
+        self.line = line
+        return self
+
+    def __getnewargs__(self):
+        return (self[0], self[1], self.line)
+
+    @property
+    def tokens(self) -> list[str]:
+        return self[0]
+
+    @property
+    def tags(self) -> list[str]:
+        return self[1]
+
+
+def _column_index(tag_column: int) -> int:
+    """Map ``tag_column`` to an index into a line's fields.
+
+    As NLP Architect's ``--tag_num``: the token is column 0 and ``tag_1`` is column 1, so
+    ``tag_column=N`` (N >= 1) reads ``fields[N]``; negative values count from the end
+    (-1 is the last column).
+    """
+    if tag_column == 0:
+        raise NerlabError(
+            "data.tag_column=0 names the token column; use 1 for the first tag column "
+            "or -1 for the last"
+        )
+    return tag_column
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise DataFormatError(path, None, "an existing file", "no such file")
+    if path.is_dir():
+        raise DataFormatError(path, None, "a file", "a directory")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        bad = data[err.start : err.start + 4]
+        raise DataFormatError(path, line, "UTF-8 text", f"the bytes {bad!r}") from None
+
+
+def read_conll(
+    path: str | os.PathLike,
+    tag_column: int = -1,
+    *,
+    check_tags: bool = True,
+    labelled: bool = True,
+) -> list[Sentence]:
+    """Read a column file into a list of ``(tokens, tags)`` pairs (:class:`Sentence`).
+
+    ``tag_column`` picks the tag as NLP Architect's ``--tag_num`` did: ``fields[tag_column]``
+    with the token in column 0, negative values from the end. With ``labelled=False`` only the
+    first column is read and tags are empty lists (for prediction input). With ``check_tags``
+    every tag must look like ``O`` or ``B-/I-/E-/S-TYPE``. Errors name the file and line.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    column = _column_index(tag_column)
+    need = column + 1 if column > 0 else -column  # fields a line must have, token included
+    need = max(need, 2) if labelled else 1
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    known_tags: set[str] = set()
+    for number, raw in enumerate(text.split("\n"), start=1):
+        fields = raw.split()
+        if not fields:
+            if tokens:
+                sentences.append(Sentence(tokens, tags, start))
+                tokens, tags = [], []
+            continue
+        if fields[0] == DOCSTART:
+            if tokens:
+                sentences.append(Sentence(tokens, tags, start))
+                tokens, tags = [], []
+            continue
+        if not tokens:
+            start = number
+        tokens.append(fields[0])
+        if not labelled:
+            continue
+        if len(fields) < need:
+            raise DataFormatError(
+                path,
+                number,
+                f"at least {need} whitespace-separated columns (data.tag_column={tag_column})",
+                f"{len(fields)} column{'s' if len(fields) != 1 else ''} {raw.strip()!r}",
+            )
+        tag = fields[column]
+        if check_tags and tag not in known_tags:
+            if not tag_schemes.is_valid_tag(tag):
+                raise DataFormatError(
+                    path,
+                    number,
+                    f"a tag like O, B-PER or I-PER in column {tag_column}",
+                    repr(tag),
+                )
+            known_tags.add(tag)
+        tags.append(tag)
+    if tokens:
+        sentences.append(Sentence(tokens, tags, start))
+    if not sentences:
+        raise DataFormatError(path, None, "at least one sentence", "an empty file")
+    return sentences
+
+
+def to_iob2(
+    sentences: Sequence[Sentence],
+    path: str | os.PathLike | None = None,
+    *,
+    source: str = "auto",
+    on_invalid: str = "repair",
+) -> tuple[list[Sentence], str, int]:
+    """Bring a corpus to well-formed IOB2, whatever scheme it came in.
+
+    ``source`` is ``auto`` (detect), ``iob1``, ``iob2``/``bio`` or ``iobes``. An ill-formed
+    sequence (``O I-PER`` in IOB2) is either repaired the way conlleval reads it
+    (``on_invalid="repair"``, the default, with one warning giving the count and first line) or
+    refused with a DataFormatError naming the line (``on_invalid="error"``).
+    Returns the sentences, the source scheme and the number of sentences repaired.
+    """
+    if on_invalid not in ("repair", "error"):
+        raise NerlabError(f"data.on_invalid must be 'repair' or 'error', found {on_invalid!r}")
+    scheme = (
+        tag_schemes.detect_scheme([s.tags for s in sentences])
+        if source == "auto"
+        else tag_schemes.canonical_scheme(source)
+    )
+    out: list[Sentence] = []
+    repaired = 0
+    first_bad: int | None = None
+    for sentence in sentences:
+        tokens, tags = sentence
+        bad = tag_schemes.validate(tags, scheme)
+        if bad is None:
+            new = tags if scheme == "iob2" else tag_schemes.convert_tags(tags, "iob2", scheme)
+        else:
+            line = sentence.line + bad
+            if on_invalid == "error":
+                prev = tags[bad - 1] if bad > 0 else "the start of the sentence"
+                raise DataFormatError(
+                    path,
+                    line,
+                    f"a well-formed {scheme.upper()} sequence",
+                    f"{tags[bad]!r} after {prev!r}",
+                )
+            new, _ = tag_schemes.repair_iob2(tags)
+            repaired += 1
+            first_bad = first_bad or line
+        out.append(Sentence(tokens, new, sentence.line))
+    if repaired:
+        log.warning(
+            "%s: repaired %d ill-formed %s sentence(s) the way conlleval reads them "
+            "(first at line %d); set data.on_invalid=error to refuse them instead",
+            path or "<input>",
+            repaired,
+            scheme.upper(),
+            first_bad,
+        )
+    return out, scheme, repaired
+
+
+def convert_corpus(sentences: Iterable[Sentence], target: str) -> list[Sentence]:
+    """Convert well-formed IOB2 sentences to ``target`` (used to train with IOBES tags)."""
+    target = tag_schemes.canonical_scheme(target)
+    if target == "iob2":
+        return list(sentences)
+    try:
+        return [
+            Sentence(s.tokens, tag_schemes.convert_tags(s.tags, target, "iob2"), s.line)
+            for s in sentences
+        ]
+    except TagSchemeError as err:  # pragma: no cover - input was validated by to_iob2
+        raise NerlabError(str(err)) from None
+
+
+def write_conll(
+    path: str | os.PathLike,
+    rows: Iterable[Sequence[Sequence[str]]],
+) -> None:
+    """Write sentences as columns: each sentence is a sequence of per-token field sequences.
+
+    Written to a temporary name and renamed, so a crash never leaves a half-written file.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+            for sentence in rows:
+                for fields in sentence:
+                    fh.write(" ".join(fields))
+                    fh.write("\n")
+                fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

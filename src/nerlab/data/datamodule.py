@@ -1,0 +1,401 @@
+"""`NERDataModule`: BIO/CoNLL files to batches of tensors.
+
+``prepare_data`` finds or downloads the files; ``setup`` parses every split once, builds the
+vocabularies from the training split and encodes everything into integer arrays; the dataloaders
+then only gather and pad (dynamic padding, length buckets for training, length-sorted batches
+for evaluation, each batch carrying its sentences' indices so predictions can be put back in
+order).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from nerlab.data.batching import BucketBatchSampler, SortedBatchSampler
+from nerlab.data.conll import Sentence, convert_corpus, read_conll, to_iob2
+from nerlab.data.encoding import EncodedSplit, FormTable, encode_split, unknown_id_rate
+from nerlab.data.vocab import PAD_ID, UNK_ID, CharVocab, TagVocab, WordVocab
+from nerlab.errors import DataFormatError, DownloadError, NerlabError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Vocabularies:
+    """The three vocabularies a model needs, saved together as JSON with the model."""
+
+    words: WordVocab
+    chars: CharVocab
+    tags: TagVocab
+
+    def to_json(self) -> dict:
+        return {
+            "words": self.words.to_json(),
+            "chars": self.chars.to_json(),
+            "tags": self.tags.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabularies:
+        return cls(
+            words=WordVocab.from_json(data["words"]),
+            chars=CharVocab.from_json(data["chars"]),
+            tags=TagVocab.from_json(data["tags"]),
+        )
+
+
+def make_batch(
+    split: EncodedSplit,
+    table: FormTable,
+    indices: np.ndarray,
+    *,
+    singleton_unk_prob: float = 0.0,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Gather and pad the sentences ``indices`` of ``split`` into one batch.
+
+    Keys: ``word_ids (B, L)``, ``form_index (B, L)`` (row of ``char_ids`` for each token),
+    ``char_ids (U, W)`` and ``char_lengths (U,)`` for the U distinct forms of the batch,
+    ``casing (B, L)`` word-shape classes, ``mask (B, L)`` bool, ``tags (B, L)``, ``indices (B,)`` sentence numbers in the split.
+    With ``singleton_unk_prob`` > 0, training words seen once are replaced by the unknown word
+    with that probability (Lample et al.), so the model learns an embedding for it.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    lengths = split.lengths[indices]  # (B,)
+    width = int(lengths.max())
+    positions = np.arange(width)
+    mask = positions[None, :] < lengths[:, None]  # (B, L)
+    token = np.where(mask, split.offsets[indices][:, None] + positions[None, :], 0)  # (B, L)
+    forms = split.forms[token]  # (B, L)
+    unique, inverse = np.unique(forms[mask], return_inverse=True)
+    form_index = np.zeros_like(forms)
+    form_index[mask] = inverse
+    word_ids = table.word_ids[forms]
+    if singleton_unk_prob > 0:
+        rng = np.random.default_rng([seed, zlib.crc32(indices.tobytes())])
+        drop = table.singleton[forms] & (rng.random(forms.shape) < singleton_unk_prob)
+        word_ids = np.where(drop, UNK_ID, word_ids)
+    word_ids[~mask] = PAD_ID
+    tags = np.where(mask, split.tags[token], 0)
+    char_lengths = table.char_lengths[unique]
+    char_ids = table.char_ids[unique, : max(1, int(char_lengths.max(initial=1)))]
+    return {
+        "word_ids": torch.from_numpy(word_ids),
+        "form_index": torch.from_numpy(form_index),
+        "char_ids": torch.from_numpy(np.ascontiguousarray(char_ids)),
+        "char_lengths": torch.from_numpy(char_lengths),
+        "casing": torch.from_numpy(np.where(mask, table.casing_ids[forms], 0)),
+        "mask": torch.from_numpy(mask),
+        "tags": torch.from_numpy(tags),
+        "indices": torch.from_numpy(indices),
+    }
+
+
+class _BatchDataset(Dataset):
+    """Map-style dataset whose items are whole batches: the sampler yields lists of indices."""
+
+    def __init__(
+        self, split: EncodedSplit, table: FormTable, singleton_unk_prob: float = 0.0, seed: int = 0
+    ) -> None:
+        self.split = split
+        self.table = table
+        self.singleton_unk_prob = singleton_unk_prob
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return make_batch(
+            self.split,
+            self.table,
+            np.asarray(indices),
+            singleton_unk_prob=self.singleton_unk_prob,
+            seed=self.seed,
+        )
+
+
+class NERDataModule(L.LightningDataModule):
+    """Column files (``train.txt``, ``valid.txt``, ``test.txt`` in ``dir``) as batches.
+
+    Sizes the model needs (vocabularies, tag count) are read from :attr:`vocabs` after
+    :meth:`setup`. ``extra_words`` (a predicate) lets words of the validation and test files
+    that have a pretrained vector join the word vocabulary, as Lample's ``all_emb`` did.
+    """
+
+    def __init__(
+        self,
+        dir: str | None = None,
+        train_file: str | None = "train.txt",
+        val_file: str | None = "valid.txt",
+        test_file: str | None = "test.txt",
+        dataset: str | None = None,
+        download: bool = True,
+        local_copies: list[str] | None = None,
+        tag_column: int = -1,
+        source_scheme: str = "auto",
+        tag_scheme: str = "iobes",
+        on_invalid: str = "repair",
+        lowercase: bool = False,
+        zero_digits: bool = True,
+        min_freq: int = 1,
+        singleton_unk_prob: float = 0.5,
+        word_length: int | None = None,
+        sentence_length: int | None = None,
+        val_fraction: float = 0.1,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 42,
+        extra_words: Callable[[str], bool] | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise NerlabError(f"data.{name} must be positive, found {value}")
+        for name, value in (("word_length", word_length), ("sentence_length", sentence_length)):
+            if value is not None and value < 1:
+                raise NerlabError(f"data.{name} must be positive or null, found {value}")
+        if not 0.0 < val_fraction < 1.0:
+            raise NerlabError(f"data.val_fraction must be in (0, 1), found {val_fraction}")
+        self.dir = Path(dir) if dir else None
+        self.files = {"train": train_file, "val": val_file, "test": test_file}
+        self.dataset = dataset
+        self.download = download
+        self.local_copies = [Path(p) for p in local_copies or []]
+        self.tag_column = tag_column
+        self.source_scheme = source_scheme
+        self.tag_scheme = tag_scheme
+        self.on_invalid = on_invalid
+        self.lowercase = lowercase
+        self.zero_digits = zero_digits
+        self.min_freq = min_freq
+        self.singleton_unk_prob = singleton_unk_prob
+        self.word_length = word_length
+        self.sentence_length = sentence_length
+        self.val_fraction = val_fraction
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.extra_words = extra_words
+        self.vocabs: Vocabularies | None = None
+        self.splits: dict[str, EncodedSplit] = {}
+        self.sentences: dict[str, list[Sentence]] = {}
+        self.stats: dict[str, float] = {}
+
+    # ----------------------------------------------------------------------------- files
+    def path(self, split: str) -> Path | None:
+        """The file of ``split``; a file name is taken relative to ``dir``."""
+        name = self.files[split]
+        if not name:
+            return None
+        path = Path(name)
+        if self.dir is not None and not path.is_absolute() and not path.exists():
+            path = self.dir / path
+        return path
+
+    def _missing(self) -> list[Path]:
+        return [p for s in SPLITS if (p := self.path(s)) is not None and not p.exists()]
+
+    def prepare_data(self) -> None:
+        """Make sure the files exist: use a verified local copy or download the named data set."""
+        if not self._missing():
+            return
+        if self.dataset is None or self.dir is None:
+            missing = self._missing()[0]
+            raise DataFormatError(missing, None, "an existing file", "no such file")
+        from nerlab.data.download import sha256_file
+        from nerlab.data.registry import get_dataset
+
+        spec = get_dataset(self.dataset)
+        for copy in self.local_copies:
+            if all(
+                (copy / name).exists() and sha256_file(copy / name) == f.sha256
+                for name, f in spec.files.items()
+            ):
+                log.info("using the verified local copy of %s in %s", spec.name, copy)
+                self.dir = copy
+                return
+        if not self.download:
+            raise DownloadError(
+                f"{self._missing()[0]} is missing and data.download=false; put the files of "
+                f"{spec.name} in a folder and run with data.dir=/that/folder"
+            )
+        from nerlab.data.download import download_dataset
+
+        download_dataset(spec, self.dir)
+
+    # ----------------------------------------------------------------------------- setup
+    def _read(self, split: str) -> list[Sentence] | None:
+        path = self.path(split)
+        if path is None:
+            return None
+        raw = read_conll(path, self.tag_column)
+        sentences, scheme, _ = to_iob2(
+            raw, path, source=self.source_scheme, on_invalid=self.on_invalid
+        )
+        log.info("%s: %d sentences, tag scheme %s", path, len(sentences), scheme.upper())
+        return sentences
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocabs is not None:
+            return  # parse and encode once, whatever stages follow
+        self.prepare_data()
+        train = self._read("train")
+        if train is None:
+            raise NerlabError("data.train_file is required")
+        val = self._read("val")
+        if val is None:
+            rng = np.random.default_rng(self.seed)
+            order = rng.permutation(len(train))
+            n_val = max(1, int(round(self.val_fraction * len(train))))
+            val = [train[i] for i in sorted(order[:n_val])]
+            train = [train[i] for i in sorted(order[n_val:])]
+            log.info("no validation file: holding out %d training sentences", n_val)
+        test = self._read("test")
+        iob2 = {"train": train, "val": val, "test": test}
+        self.sentences = {k: v for k, v in iob2.items() if v is not None}
+
+        if self.sentence_length:
+            train = [
+                Sentence(s.tokens[: self.sentence_length], s.tags[: self.sentence_length], s.line)
+                for s in train
+            ]
+        words = WordVocab.build(
+            (s.tokens for s in train),
+            lowercase=self.lowercase,
+            zero_digits=self.zero_digits,
+            min_freq=self.min_freq,
+        )
+        if self.extra_words is not None:
+            for split in (val, test):
+                for s in split or ():
+                    for token in s.tokens:
+                        key = words.key(token)
+                        if key not in words.index and self.extra_words(token):
+                            words.add(key)
+        chars = CharVocab.build(w for s in train for w in s.tokens)
+        train_scheme = convert_corpus(train, self.tag_scheme)
+        tags = TagVocab.build((s.tags for s in train_scheme), self.tag_scheme)
+        self.vocabs = Vocabularies(words, chars, tags)
+        self._warn_unseen_types(tags)
+
+        self.table = FormTable(words, chars, self.word_length)
+        self.splits = {}
+        for name, sents in (("train", train), ("val", val), ("test", test)):
+            if sents is None:
+                continue
+            converted = train_scheme if name == "train" else convert_corpus(sents, self.tag_scheme)
+            self.splits[name] = encode_split(
+                converted, self.table, tags, gold_iob2=[s.tags for s in sents]
+            )
+        self.table.freeze()
+        self.stats = self._statistics()
+
+    def encode_more(self, name: str, sentences: list[Sentence]) -> EncodedSplit:
+        """Encode another labelled corpus (IOB2) against the frozen vocabularies."""
+        assert self.vocabs is not None, "call setup() first"
+        converted = convert_corpus(sentences, self.tag_scheme)
+        split = encode_split(
+            converted, self.table, self.vocabs.tags, gold_iob2=[s.tags for s in sentences]
+        )
+        self.table.freeze()
+        self.splits[name] = split
+        self.sentences[name] = list(sentences)
+        return split
+
+    def _warn_unseen_types(self, tags: TagVocab) -> None:
+        known = set(tags.types)
+        for split in ("val", "test"):
+            seen: set[str] = set()
+            for s in self.sentences.get(split, ()):
+                for offset, tag in enumerate(s.tags):
+                    type_ = tag[2:]
+                    if tag != "O" and type_ not in known and type_ not in seen:
+                        seen.add(type_)
+                        log.warning(
+                            "%s:%d: entity type %s never occurs in the training data; "
+                            "its entities count as missed",
+                            self.path(split) or split,
+                            s.line + offset,
+                            type_,
+                        )
+
+    def _statistics(self) -> dict[str, float]:
+        assert self.vocabs is not None
+        stats: dict[str, float] = {
+            "vocab_words": len(self.vocabs.words),
+            "vocab_chars": len(self.vocabs.chars),
+            "num_tags": len(self.vocabs.tags),
+        }
+        for name, split in self.splits.items():
+            stats[f"{name}_sentences"] = len(split)
+            stats[f"{name}_tokens"] = split.num_tokens
+            if name != "train":
+                stats[f"{name}_oov_rate"] = round(unknown_id_rate(split, self.table), 6)
+        return stats
+
+    @property
+    def entity_types(self) -> list[str]:
+        """Types scored: those of training plus any that only occur in validation/test gold."""
+        assert self.vocabs is not None
+        types = set(self.vocabs.tags.types)
+        for sents in self.sentences.values():
+            types.update(t[2:] for s in sents for t in s.tags if t != "O")
+        return sorted(types)
+
+    # ----------------------------------------------------------------------------- loaders
+    def _replicas(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def _loader(self, split: EncodedSplit, sampler, singleton_unk_prob: float = 0.0) -> DataLoader:
+        return DataLoader(
+            _BatchDataset(split, self.table, singleton_unk_prob, self.seed),
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        split = self.splits["train"]
+        replicas, rank = self._replicas()
+        sampler = BucketBatchSampler(
+            split.lengths, self.batch_size, seed=self.seed, num_replicas=replicas, rank=rank
+        )
+        return self._loader(split, sampler, self.singleton_unk_prob)
+
+    def eval_dataloader(self, name: str) -> DataLoader:
+        split = self.splits[name]
+        replicas, rank = self._replicas()
+        sampler = SortedBatchSampler(
+            split.lengths, self.eval_batch_size, num_replicas=replicas, rank=rank
+        )
+        return self._loader(split, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")

@@ -1,0 +1,143 @@
+"""The BiLSTM-CRF network of Lample et al. (2016), wired from small modules.
+
+word embedding (+ char features, + optional casing embedding) -> dropout -> BiLSTM over packed
+sequences -> dropout -> dense layer per token -> CRF (or a softmax, for the ablation).
+The network only wires parts; it knows nothing about Lightning, files or tag strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from nerlab.crf import CRF
+from nerlab.data.encoding import CASINGS
+from nerlab.errors import ConfigError
+from nerlab.models.char_encoder import build_char_encoder
+from nerlab.models.dropout import SequenceDropout
+from nerlab.models.embeddings import WordEmbedding
+from nerlab.models.encoder import BiLSTMEncoder
+
+
+@dataclass
+class TaggerConfig:
+    """Every hyper-parameter needed to rebuild the network (saved in ``model_info.json``).
+
+    Names follow NLP Architect's NER example where it had one.
+    """
+
+    num_words: int
+    num_chars: int
+    num_tags: int
+    word_embedding_dims: int = 50
+    char: str = "cnn"  # cnn | lstm | none
+    character_embedding_dims: int = 25
+    char_features_dims: int = 50  # filters of the char CNN
+    char_kernel_sizes: list[int] = field(default_factory=lambda: [3])
+    char_features_lstm_dims: int = 25  # hidden size per direction of the char LSTM
+    casing_dims: int = 0  # 0 disables the word-shape embedding
+    entity_tagger_lstm_dims: int = 100  # hidden size per direction of the sentence BiLSTM
+    lstm_layers: int = 1
+    dropout: float = 0.5
+    variational_dropout: bool = False
+    crf: bool = True
+    freeze_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        for name in (
+            "num_words",
+            "num_chars",
+            "num_tags",
+            "word_embedding_dims",
+            "entity_tagger_lstm_dims",
+            "lstm_layers",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be positive, found {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), found {self.dropout}")
+        self.char_kernel_sizes = list(self.char_kernel_sizes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TaggerConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown model settings {sorted(unknown)}")
+        return cls(**data)
+
+
+class BiLSTMTagger(nn.Module):
+    """Emission scores for every token, and the CRF (or softmax) that turns them into tags."""
+
+    def __init__(
+        self, config: TaggerConfig, allowed_transitions: list[tuple[int, int]] | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.words = WordEmbedding(
+            config.num_words, config.word_embedding_dims, freeze=config.freeze_embeddings
+        )
+        self.chars = build_char_encoder(
+            config.char,
+            config.num_chars,
+            character_embedding_dims=config.character_embedding_dims,
+            char_features_dims=config.char_features_dims,
+            kernel_sizes=config.char_kernel_sizes,
+            char_features_lstm_dims=config.char_features_lstm_dims,
+        )
+        input_dim = config.word_embedding_dims + (self.chars.output_dim if self.chars else 0)
+        self.casing = None
+        if config.casing_dims > 0:
+            self.casing = nn.Embedding(len(CASINGS), config.casing_dims, padding_idx=0)
+            input_dim += config.casing_dims
+        self.input_dropout = SequenceDropout(config.dropout, config.variational_dropout)
+        self.encoder = BiLSTMEncoder(
+            input_dim, config.entity_tagger_lstm_dims, config.lstm_layers, config.dropout
+        )
+        self.output_dropout = SequenceDropout(config.dropout, config.variational_dropout)
+        self.projection = nn.Linear(2 * config.entity_tagger_lstm_dims, config.num_tags)
+        self.crf = CRF(config.num_tags, allowed_transitions=allowed_transitions) if config.crf else None
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Token representations fed to the BiLSTM, ``(B, L, D_in)``."""
+        parts = [self.words(batch["word_ids"])]  # (B, L, D_w)
+        if self.chars is not None:
+            per_form = self.chars(batch["char_ids"], batch["char_lengths"])  # (U, D_c)
+            parts.append(per_form[batch["form_index"]])  # (B, L, D_c)
+        if self.casing is not None:
+            parts.append(self.casing(batch["casing"]))
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Emission scores ``(B, L, K)``; positions outside ``batch["mask"]`` are meaningless."""
+        x = self.input_dropout(self.features(batch))
+        h = self.encoder(x, batch["mask"])  # (B, L, 2H)
+        return self.projection(self.output_dropout(h))  # (B, L, K)
+
+    def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per sentence (CRF) or cross entropy per sentence."""
+        if self.crf is not None:
+            return -self.crf.log_likelihood(emissions, tags, mask).mean()
+        logits = emissions.float().log_softmax(-1)  # (B, L, K)
+        nll = -logits.gather(-1, tags.unsqueeze(-1)).squeeze(-1)  # (B, L)
+        return (nll * mask).sum() / mask.shape[0]
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Best tag ids ``(B, L)``; positions outside the mask are 0."""
+        if self.crf is not None:
+            tags = self.crf.decode(emissions, mask)
+        else:
+            tags = emissions.argmax(-1)
+        return tags.masked_fill(~mask, 0)
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Posterior probability of each tag at each position, ``(B, L, K)``."""
+        if self.crf is not None:
+            return self.crf.marginals(emissions, mask)
+        return emissions.float().softmax(-1)
