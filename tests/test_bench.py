@@ -13,8 +13,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from nerlab.bench.__main__ import REQUIRED_KEYS, UsageError, parse_options
+from nerlab.bench import flair_bench, spacy_bench
+from nerlab.bench.__main__ import REQUIRED_KEYS, Bench, UsageError, parse_options
 from nerlab.bench.flops import achieved, char_positions, flops_per_token
+from nerlab.bench.peers import ChildFailed, peer_has
 from nerlab.bench.report import Row, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +95,86 @@ def test_table_puts_each_figure_beside_its_peer_with_the_ratio():
     assert "3,000" in lines[2] and "pytorch-crf 1,000" in lines[2] and "3.00x" in lines[2]
     assert "flair n/a" in lines[3] and lines[3].rstrip().endswith("n/a")
     assert "flair: peer not installed" in text
+
+
+# ----------------------------------------------------------------------------- flair and spaCy
+def test_peer_figures_fill_the_summary_ratios_and_table(tmp_path):
+    bench = Bench(parse_options([f"data_dir={tmp_path}", "peers=false"]))
+    bench.parts = {
+        "train": {"sentences_per_s": 1000.0, "torch_threads": 2},
+        "flair_train": {
+            "sentences_per_s": 160.0,
+            "sentences": 2000,
+            "split_sentences": 14041,
+            "full_epoch": False,
+            "batch_size": 32,
+            "torch_threads": 2,
+        },
+        "infer": {"tokens_per_s": 100_000.0, "torch_threads": 2, "batch_size": 256},
+        "spacy_infer": {
+            "tokens_per_s": 20_000.0,
+            "threads": 1,
+            "components": ["tok2vec", "ner"],
+            "batch_size": 256,
+        },
+        "flair_infer": {"tokens_per_s": 10_000.0, "torch_threads": 2, "batch_size": 32},
+    }
+    s = bench.summary()
+    assert s["flair_train_sentences_per_s"] == 160.0 and s["flair_train_sentences"] == 2000
+    assert s["train_vs_flair"] == pytest.approx(1000 / 160)
+    assert s["infer_vs_spacy"] == pytest.approx(5.0)
+    assert s["infer_vs_flair"] == pytest.approx(10.0)
+    assert s["threads"] == {
+        "train": 2,
+        "infer": 2,
+        "flair_train": 2,
+        "flair_infer": 2,
+        "spacy_infer": 1,
+    }
+    text = table(bench.rows(s))
+    assert "flair 160" in text and "6.25x" in text
+    assert "spaCy 20,000" in text and "5.00x" in text
+    assert "flair 10,000" in text and "10.00x" in text
+    assert "flair: 2000 of 14041 sentences, batches of 32, torch threads 2" in text
+
+
+def test_a_missing_peer_leaves_none_with_its_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(flair_bench, "peer_python", lambda: None)
+    monkeypatch.setattr(spacy_bench, "peer_python", lambda: None)
+    with pytest.raises(ChildFailed, match="make peers"):
+        flair_bench.run("train", tmp_path)
+    with pytest.raises(ChildFailed, match="make peers"):
+        spacy_bench.run(tmp_path)
+    bench = Bench(parse_options([f"data_dir={tmp_path}", "peers=false", "parts=train,infer"]))
+    bench.check_peers()
+    bench.beside("train", "flair_train", "flair", lambda: pytest.fail("must not run"))
+    bench.beside("infer", "spacy_infer", "spacy", lambda: pytest.fail("must not run"))
+    assert bench.parts == {"flair_train": None, "spacy_infer": None}
+    s = bench.summary()
+    assert s["flair_train_sentences_per_s"] is None and s["train_vs_flair"] is None
+    assert s["spacy_infer_tokens_per_s"] is None and s["infer_vs_spacy"] is None
+    assert "flair: peers skipped (peers=false)" in table(bench.rows(s))
+
+
+CONLL2003 = ROOT.parent / "shared" / "data" / "conll2003"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CONLL2003.exists(), reason="no CoNLL-2003 beside the repository")
+def test_flair_and_spacy_measure_a_few_sentences_in_the_peers_venv():
+    for module in (*flair_bench.REQUIRES, *spacy_bench.REQUIRES):
+        found, reason = peer_has(module)
+        if not found:
+            pytest.skip(reason)
+    spacy = spacy_bench.run(CONLL2003, quick=True, timeout=300)
+    assert spacy["sentences"] == 200 and spacy["tokens_per_s"] > 0
+    assert spacy["components"] == ["tok2vec", "ner"] and spacy["threads"] == 1
+    infer = flair_bench.run("infer", CONLL2003, quick=True, threads=1, timeout=300)
+    assert infer["sentences"] == 200 and infer["tokens_per_s"] > 0
+    assert infer["torch_threads"] == 1 and infer["model"]["tags_with_start_stop"] == 19
+    train = flair_bench.run("train", CONLL2003, quick=True, threads=1, timeout=300)
+    assert train["batches"] == flair_bench.QUICK_BATCHES and train["full_epoch"] is False
+    assert train["sentences"] == 32 * flair_bench.QUICK_BATCHES and train["sentences_per_s"] > 0
 
 
 # ----------------------------------------------------------------------------- the command

@@ -5,16 +5,19 @@ ours / peer (above 1: nerlab is faster). Parts, in the order they run:
 
 1. data: parsing, vocabularies and encoding (:mod:`nerlab.bench.data_bench`);
 2. CRF: ours against pytorch-crf, in the peers' venv (:mod:`nerlab.bench.crf_comparison`);
-3. training: one epoch of the default model, in a child process (:mod:`.train_bench`);
-4. inference: the test split, batched and one sentence at a time (:mod:`.infer_bench`);
+3. training: one epoch of the default model, in a child process (:mod:`.train_bench`), then
+   flair's tagger of the same architecture, in the peers' venv (:mod:`.flair_bench`);
+4. inference: the test split, batched and one sentence at a time (:mod:`.infer_bench`), then
+   spaCy's small English NER (:mod:`.spacy_bench`) and flair's tagger, in the peers' venv;
 5. model directory size (:mod:`.model_size`);
 6. FLOPs per token against the measured matmul peak (:mod:`.flops`).
 
 Options (``key=value``): ``data_dir`` (default ``../shared/data/conll2003`` beside the
 repository), ``quick=true`` (a few batches of each: a smoke test, not a measurement),
 ``peers=false`` (skip the peers' venv), ``threads=N`` (torch threads in every process; default
-torch's own), ``out_dir`` (default ``bench_results``), ``parts=data,crf,...`` (a subset),
-``timeout=SECONDS`` (for each child process).
+torch's own, for flair too; spaCy computes on one thread), ``out_dir`` (default
+``bench_results``), ``parts=data,crf,...`` (a subset; the peers run with ``train`` and
+``infer``), ``timeout=SECONDS`` (for each child process).
 
 A part that cannot run (no data, no peer, an error) leaves None and a reason, and the bench
 goes on. Prints the table, writes ``bench_results/bench-<timestamp>.json`` and
@@ -31,7 +34,7 @@ import traceback
 from pathlib import Path
 
 from nerlab.bench.peers import ROOT, ChildFailed, peer_has, run_json, set_threads
-from nerlab.bench.report import Row, machine_info, table, write_results
+from nerlab.bench.report import Row, fmt, machine_info, table, write_results
 
 PARTS = ("data", "crf", "train", "infer", "size", "flops")
 DEFAULTS = {
@@ -107,10 +110,12 @@ class Bench:
         self.errors: dict[str, str] = {}
         self.built = None
         self.load_before: list[float] | None = None
+        self.peer_missing: dict[str, str] = {}  # peer -> why it cannot run
 
-    def attempt(self, name: str, run) -> dict | None:
-        """Run one part; on failure keep its reason and go on."""
-        if name not in self.o["parts"]:
+    def attempt(self, name: str, run, part: str | None = None) -> dict | None:
+        """Run one part (selected by ``parts=`` as ``part``, default ``name``); on failure keep
+        its reason and go on."""
+        if (part or name) not in self.o["parts"]:
             self.notes[name] = "not run (parts=...)"
             return None
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
@@ -136,13 +141,37 @@ class Bench:
             return f"no {', '.join(missing)} in {data_dir} (set data_dir=...)"
         return None
 
-    def needs_data(self, name: str, run):
+    def needs_data(self, name: str, run, part: str | None = None):
         reason = self.missing_data()
-        if reason is not None and name in self.o["parts"]:
+        if reason is not None and (part or name) in self.o["parts"]:
             self.errors[name] = reason
             self.parts[name] = None
             return None
-        return self.attempt(name, run)
+        return self.attempt(name, run, part)
+
+    def check_peers(self) -> None:
+        """Which of flair and spaCy can run: every module each needs is in ``.venv-peers``."""
+        from nerlab.bench import flair_bench, spacy_bench
+
+        for peer, modules in (("flair", flair_bench.REQUIRES), ("spacy", spacy_bench.REQUIRES)):
+            if not self.o["peers"]:
+                self.peer_missing[peer] = "peers skipped (peers=false)"
+                continue
+            for module in modules:
+                found, reason = peer_has(module)
+                if not found:
+                    self.peer_missing[peer] = reason
+                    break
+        self.notes.update(self.peer_missing)
+
+    def beside(self, part: str, name: str, peer: str, run) -> None:
+        """A peer's measurement that goes with our ``part``: run with it, unless the peer
+        cannot run (the reason is then ``notes[peer]``)."""
+        if peer in self.peer_missing:
+            if part in self.o["parts"]:
+                self.parts[name] = None
+            return
+        self.needs_data(name, run, part)
 
     def data(self):
         from nerlab.bench import data_bench
@@ -168,6 +197,39 @@ class Bench:
         if self.o["threads"]:
             command += ["--threads", str(self.o["threads"])]
         return run_json(command, threads=self.o["threads"], timeout=self.o["timeout"])
+
+    def flair_train(self):
+        from nerlab.bench import flair_bench
+
+        return flair_bench.run(
+            "train",
+            self.o["data_dir"],
+            quick=self.o["quick"],
+            threads=self.o["threads"],
+            timeout=self.o["timeout"],
+        )
+
+    def flair_infer(self):
+        from nerlab.bench import flair_bench
+
+        return flair_bench.run(
+            "infer",
+            self.o["data_dir"],
+            quick=self.o["quick"],
+            threads=self.o["threads"],
+            repeats=1 if self.o["quick"] else 3,
+            timeout=self.o["timeout"],
+        )
+
+    def spacy_infer(self):
+        from nerlab.bench import spacy_bench
+
+        return spacy_bench.run(
+            self.o["data_dir"],
+            quick=self.o["quick"],
+            repeats=1 if self.o["quick"] else 3,
+            timeout=self.o["timeout"],
+        )
 
     def build(self):
         if self.built is None:
@@ -231,27 +293,24 @@ class Bench:
         if self.o["threads"]:
             set_threads(self.o["threads"])
         self.load_before = _load_average()
+        self.check_peers()
         self.needs_data("data", self.data)
         self.needs_data("crf", self.crf)
         self.needs_data("train", self.train)
+        self.beside("train", "flair_train", "flair", self.flair_train)
         self.needs_data("infer", self.infer)
+        self.beside("infer", "spacy_infer", "spacy", self.spacy_infer)
+        self.beside("infer", "flair_infer", "flair", self.flair_infer)
         self.needs_data("size", self.size)
         self.attempt("flops", self.flops)
-        if self.o["peers"]:
-            flair_ok, flair_reason = peer_has("flair")
-            spacy_ok, spacy_reason = peer_has("spacy")
-        else:
-            flair_ok, spacy_ok = False, False
-            flair_reason = spacy_reason = "peers skipped (peers=false)"
-        not_yet = "peer installed but its measurement is not implemented yet"
-        self.notes["flair"] = not_yet if flair_ok else flair_reason
-        self.notes["spacy"] = not_yet if spacy_ok else spacy_reason
         return self.summary()
 
     def summary(self) -> dict:
         p = {k: v or {} for k, v in self.parts.items()}
         data, crf, train = p.get("data", {}), p.get("crf", {}), p.get("train", {})
         infer, size, fl = p.get("infer", {}), p.get("size", {}), p.get("flops", {})
+        flair_train, flair_infer = p.get("flair_train", {}), p.get("flair_infer", {})
+        spacy_infer = p.get("spacy_infer", {})
         s: dict = {}
         s["data_train_seconds"] = data.get("train_seconds")
         s["data_setup_seconds"] = data.get("setup_seconds")
@@ -264,18 +323,26 @@ class Bench:
                 s[f"{prefix}_{work}_pytorch_crf_sentences_per_s"] = peer
                 s[f"{prefix}_{work}_speedup"] = _ratio(ours, peer)
         s["train_sentences_per_s"] = train.get("sentences_per_s")
-        s["flair_train_sentences_per_s"] = None
-        s["train_vs_flair"] = None
+        s["flair_train_sentences_per_s"] = flair_train.get("sentences_per_s")
+        s["flair_train_sentences"] = flair_train.get("sentences")  # timed: all or --quick's few
+        s["train_vs_flair"] = _ratio(s["train_sentences_per_s"], s["flair_train_sentences_per_s"])
         s["train_tokens_per_s"] = train.get("tokens_per_s")
         s["train_epoch_seconds"] = train.get("fit_seconds")
         s["train_full_epoch"] = train.get("full_epoch")
         s["train_peak_rss_mb"] = train.get("peak_rss_mb")
         s["infer_tokens_per_s"] = infer.get("tokens_per_s")
         s["infer_tokens_per_s_batch1"] = infer.get("batch1_tokens_per_s")
-        s["spacy_infer_tokens_per_s"] = None
-        s["flair_infer_tokens_per_s"] = None
-        s["infer_vs_spacy"] = None
-        s["infer_vs_flair"] = None
+        s["spacy_infer_tokens_per_s"] = spacy_infer.get("tokens_per_s")
+        s["flair_infer_tokens_per_s"] = flair_infer.get("tokens_per_s")
+        s["infer_vs_spacy"] = _ratio(s["infer_tokens_per_s"], s["spacy_infer_tokens_per_s"])
+        s["infer_vs_flair"] = _ratio(s["infer_tokens_per_s"], s["flair_infer_tokens_per_s"])
+        s["threads"] = {
+            "train": train.get("torch_threads"),
+            "infer": infer.get("torch_threads"),
+            "flair_train": flair_train.get("torch_threads"),
+            "flair_infer": flair_infer.get("torch_threads"),
+            "spacy_infer": spacy_infer.get("threads"),
+        }
         s["model_dir_mb"] = size.get("mb")
         s["flops_per_token_train"] = (fl.get("train_per_token") or {}).get("training")
         s["flops_per_token_infer"] = (fl.get("infer_per_token") or {}).get("inference")
@@ -291,10 +358,36 @@ class Bench:
         """Why ``part`` has no figures ('' when it ran)."""
         return self.errors.get(part) or self.notes.get(part, "")
 
+    def peer_note(self, name: str, peer: str) -> str:
+        """How the peer's figure of part ``name`` was measured, or why there is none."""
+        label = {"flair": "flair", "spacy": "spaCy"}[peer]
+        why = self.why(name) or self.notes.get(peer, "")
+        got = self.parts.get(name)
+        if why or not got:
+            return f"{label}: {why}" if why else ""
+        if name == "flair_train":
+            timed = f"{got.get('sentences')} of {got.get('split_sentences')} sentences"
+            if got.get("full_epoch"):
+                timed = "one epoch"
+            return (
+                f"flair: {timed}, batches of {got.get('batch_size')}, "
+                f"torch threads {got.get('torch_threads')}"
+            )
+        if name == "flair_infer":
+            batch256 = fmt(got.get("batch256_tokens_per_s"))
+            return (
+                f"flair: predict(mini_batch_size={got.get('batch_size')}), torch threads "
+                f"{got.get('torch_threads')}; batches of 256: {batch256}"
+            )
+        return (
+            f"spaCy: {'+'.join(got.get('components', []))} on pre-tokenized Docs, batch "
+            f"{got.get('batch_size')}, {got.get('threads')} thread; ner alone: "
+            f"{fmt(got.get('ner_only_tokens_per_s'))}"
+        )
+
     def rows(self, s: dict) -> list[Row]:
         crf = self.parts.get("crf") or {}
         crf_note = self.why("crf") or crf.get("peer_note", "")
-        flair, spacy = self.notes.get("flair", ""), self.notes.get("spacy", "")
         batch = (self.parts.get("infer") or {}).get("batch_size", 256)
         rows = [
             Row(
@@ -324,9 +417,9 @@ class Bench:
                 "train: one epoch (sentences/s)",
                 s["train_sentences_per_s"],
                 "flair",
-                None,
-                None,
-                "; ".join(x for x in (train_note, f"flair: {flair}") if x),
+                s["flair_train_sentences_per_s"],
+                s["train_vs_flair"],
+                "; ".join(x for x in (train_note, self.peer_note("flair_train", "flair")) if x),
             ),
             Row("train: one epoch (s)", s["train_epoch_seconds"]),
             Row("train: peak RSS (MB)", s["train_peak_rss_mb"]),
@@ -334,17 +427,19 @@ class Bench:
                 f"infer: batch {batch} (tokens/s)",
                 s["infer_tokens_per_s"],
                 "spaCy",
-                None,
-                None,
-                "; ".join(x for x in (self.why("infer"), f"spaCy: {spacy}") if x),
+                s["spacy_infer_tokens_per_s"],
+                s["infer_vs_spacy"],
+                "; ".join(
+                    x for x in (self.why("infer"), self.peer_note("spacy_infer", "spacy")) if x
+                ),
             ),
             Row(
                 f"infer: batch {batch} (tokens/s), vs flair",
                 s["infer_tokens_per_s"],
                 "flair",
-                None,
-                None,
-                f"flair: {flair}",
+                s["flair_infer_tokens_per_s"],
+                s["infer_vs_flair"],
+                self.peer_note("flair_infer", "flair"),
             ),
             Row("infer: batch 1 (tokens/s)", s["infer_tokens_per_s_batch1"]),
             Row("model directory (MB)", s["model_dir_mb"], note=self.why("size")),

@@ -10,8 +10,9 @@ times the same pass with ``tok2vec`` disabled.
 The test split's sentences are our reader's tokens (:func:`nerlab.data.read_conll`), given to
 spaCy pre-tokenized: ``Doc(nlp.vocab, words=tokens)`` objects made before the clock starts, then
 run through the pipeline's components by ``nlp.pipe(docs, batch_size=256)`` in one process (no
-spaCy tokenizer; ``n_process=1``). spaCy computes on one thread: thinc's ``NumpyOps`` with blis,
-which is single-threaded. Best of ``--repeats`` passes after a warm-up pass on 200 sentences.
+spaCy tokenizer; ``n_process=1``). spaCy computes on one thread: thinc's ``NumpyOps`` multiply
+with blis, single-threaded (``cpu_seconds`` beside ``seconds`` shows it). Best of ``--repeats``
+passes after a warm-up pass on 200 sentences.
 
     PYTHONPATH=src .venv-peers/bin/python -m nerlab.bench.spacy_bench --data-dir DIR
 """
@@ -73,14 +74,23 @@ def load_pipeline():
     return nlp, excluded
 
 
-def _seconds(nlp, sentences: list[list[str]]) -> float:
+def _seconds(nlp, sentences: list[list[str]]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (all threads) of one pass."""
     from spacy.tokens import Doc
 
     docs = [Doc(nlp.vocab, words=tokens) for tokens in sentences]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _doc in nlp.pipe(docs, batch_size=BATCH_SIZE):
         pass
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - cpu0
+
+
+def _thread_pools() -> list[str]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [f"{p['internal_api']}: {p['num_threads']}" for p in threadpool_info()]
 
 
 def measure(data_dir: Path, *, quick: bool = False, repeats: int = 3) -> dict:
@@ -98,9 +108,9 @@ def measure(data_dir: Path, *, quick: bool = False, repeats: int = 3) -> dict:
     setup_seconds = time.perf_counter() - t0
     repeats = 1 if quick else repeats
     _seconds(nlp, sentences[:QUICK_SENTENCES])
-    best = min(_seconds(nlp, sentences) for _ in range(repeats))
+    best, cpu = min(_seconds(nlp, sentences) for _ in range(repeats))
     with nlp.select_pipes(enable=["ner"]):
-        ner_only = _seconds(nlp, sentences)
+        ner_only, _cpu = _seconds(nlp, sentences)
     tokens = sum(len(s) for s in sentences)
     return {
         "sentences": len(sentences),
@@ -120,6 +130,8 @@ def measure(data_dir: Path, *, quick: bool = False, repeats: int = 3) -> dict:
         "call": f"nlp.pipe(docs, batch_size={BATCH_SIZE}), one process",
         "ops": type(get_current_ops()).__name__,
         "threads": 1,
+        "cpu_seconds": cpu,  # about `seconds`: one busy thread
+        "thread_pools": _thread_pools(),  # loaded, not all used: thinc multiplies with blis
         "spacy_version": spacy.__version__,
         "quick": quick,
     }
