@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: serve install train test test-all evaluate predict interactive ui bench peers data lint format sweep clean
+.PHONY: serve install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep clean
 
 install: $(STAMP)
 
@@ -53,6 +53,12 @@ serve: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+
+# JupyterLab on notebooks/ with the project's environment (its `python3` kernel is .venv's
+# python): make notebook [port=8888]. As root (containers) Jupyter needs --allow-root.
+notebook: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)/notebooks --ip=127.0.0.1 --port=$(or $(port),8888) \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # `make bench [quick=true] [data_dir=DIR] [peers=false] [threads=N]`: our figures beside the
 # peers' (see src/nerlab/bench/__main__.py). The peers live in their own venv (`make peers`,

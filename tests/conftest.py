@@ -13,6 +13,7 @@ CONLL_DIR = ROOT.parent / "shared" / "data" / "conll2003"
 
 # Tests never touch the network; MLflow and Hydra must not try either.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PERSONS = ["John", "Mary", "Peter", "Anna", "Ali", "Chen"]
 PLACES = ["London", "Paris", "Berlin", "Tokyo", "Lagos", "Lima"]

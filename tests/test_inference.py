@@ -248,12 +248,19 @@ def test_mlflow_serving_answers_invocations(trained):
 
 def test_evaluate_on_conll2003_reproduces_training_test_f1(tmp_path, conll_dir):
     cfg = compose_cfg(
-        tmp_path, conll_dir, "trainer.max_epochs=1", "trainer.limit_train_batches=60",
+        tmp_path,
+        conll_dir,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=60",
         "mlflow.log_model=false",
     )
     summary = train(cfg)
-    result = cmd("nerlab-evaluate", f"model_dir={summary['model_dir']}",
-                 f"test_file={conll_dir / 'test.txt'}", timeout=300)
+    result = cmd(
+        "nerlab-evaluate",
+        f"model_dir={summary['model_dir']}",
+        f"test_file={conll_dir / 'test.txt'}",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert scores["f1"] == pytest.approx(summary["test_f1"], abs=1e-6)

@@ -45,6 +45,7 @@ def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
     ):
         assert key in metrics, key
     assert metrics["test_f1"] == pytest.approx(summary["test_f1"], abs=1e-6)
+    assert metrics["val_f1_best"] == pytest.approx(summary["val_f1"], abs=1e-6)
     history = client.get_metric_history(run.info.run_id, "val_f1")
     assert [m.step for m in history] and len(history) == 3
     params = run.data.params

@@ -85,6 +85,8 @@ def log_run_artifacts(
     if test_scores:
         for name, s in test_scores["per_type"].items():
             client.log_metric(run_id, f"test_support_{name}", s["support"])
+    # the UI shows a metric's last value; this one is the score of the checkpoint kept
+    client.log_metric(run_id, "val_f1_best", summary["val_f1"])
     client.set_tag(run_id, "model_dir", str(model_dir.resolve()))
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

@@ -47,7 +47,10 @@ class SequentialTaggingDataset:
         train, _, _ = to_iob2(read_conll(train_file, tag_column), train_file)
         test, _, _ = to_iob2(read_conll(test_file, tag_column), test_file)
         self.word_vocab = WordVocab.build(
-            (s.tokens for s in train), lowercase=lowercase, zero_digits=zero_digits, min_freq=min_freq
+            (s.tokens for s in train),
+            lowercase=lowercase,
+            zero_digits=zero_digits,
+            min_freq=min_freq,
         )
         self.char_vocab = CharVocab.build(w for s in train for w in s.tokens)
         self.tag_vocab = TagVocab.build((s.tags for s in train), "iob2")
@@ -75,7 +78,11 @@ class SequentialTaggingDataset:
         words = np.full((n, length), PAD_ID, dtype=np.int64)
         chars = np.full((n, length, width), PAD_ID, dtype=np.int64)
         tags = np.zeros((n, length), dtype=np.int64)
-        lookup, encode, tag_index = self.word_vocab.lookup, self.char_vocab.encode, self.tag_vocab.index
+        lookup, encode, tag_index = (
+            self.word_vocab.lookup,
+            self.char_vocab.encode,
+            self.tag_vocab.index,
+        )
         for i, (tokens, tag_seq) in enumerate(sentences):
             # one loop over the kept words fills all three arrays, so they cannot disagree
             for j, (token, tag) in enumerate(zip(tokens[:length], tag_seq[:length], strict=True)):

@@ -53,7 +53,9 @@ class BucketBatchSampler:
         for start in range(0, len(order), self.pool):
             pool = order[start : start + self.pool]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
-            batches.extend(pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size))
+            batches.extend(
+                pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)
+            )
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         perm = rng.permutation(len(batches))

@@ -15,7 +15,6 @@ from collections import Counter
 from nerlab.errors import NerlabError
 
 
-
 def _parse(args: list[str]) -> tuple[str, dict[str, str]]:
     from nerlab.commands import parse_options
 

@@ -67,7 +67,8 @@ def make_batch(
 
     Keys: ``word_ids (B, L)``, ``form_index (B, L)`` (row of ``char_ids`` for each token),
     ``char_ids (U, W)`` and ``char_lengths (U,)`` for the U distinct forms of the batch,
-    ``casing (B, L)`` word-shape classes, ``mask (B, L)`` bool, ``tags (B, L)``, ``indices (B,)`` sentence numbers in the split.
+    ``casing (B, L)`` word-shape classes, ``mask (B, L)`` bool, ``tags (B, L)``, and
+    ``indices (B,)``, the sentence numbers in the split.
     With ``singleton_unk_prob`` > 0, training words seen once are replaced by the unknown word
     with that probability (Lample et al.), so the model learns an embedding for it.
     """

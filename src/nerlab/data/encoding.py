@@ -15,7 +15,6 @@ import numpy as np
 
 from nerlab.data.vocab import PAD_ID, UNK_ID, CharVocab, TagVocab, WordVocab
 
-
 CASINGS = ("<pad>", "numeric", "mainly_numeric", "lower", "upper", "title", "has_digit", "other")
 
 
@@ -65,9 +64,7 @@ class FormTable:
     Call :meth:`freeze` after adding every split to get the arrays.
     """
 
-    def __init__(
-        self, words: WordVocab, chars: CharVocab, word_length: int | None = None
-    ) -> None:
+    def __init__(self, words: WordVocab, chars: CharVocab, word_length: int | None = None) -> None:
         self.words = words
         self.chars = chars
         self.word_length = word_length
@@ -87,7 +84,8 @@ class FormTable:
         return out
 
     def freeze(self) -> None:
-        """Build ``word_ids``, ``char_ids (F, W)``, ``char_lengths``, ``casing_ids``, ``singleton``."""
+        """Build ``word_ids``, ``char_ids (F, W)``, ``char_lengths``, ``casing_ids``,
+        ``singleton``."""
         if self._frozen_size == len(self.strings):
             return
         strings = self.strings

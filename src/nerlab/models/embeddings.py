@@ -108,7 +108,9 @@ def _load_text(path: Path) -> PretrainedVectors:
             if dim is None:
                 dim = len(fields) - 1
             if len(fields) - 1 != dim:
-                raise DataFormatError(path, number, f"a word and {dim} numbers", f"{len(fields) - 1} numbers")
+                raise DataFormatError(
+                    path, number, f"a word and {dim} numbers", f"{len(fields) - 1} numbers"
+                )
             words.append(fields[0])
             try:
                 rows.append(np.asarray(fields[1:], dtype=np.float32))
@@ -125,7 +127,9 @@ def _load_word2vec_binary(path: Path) -> PretrainedVectors:
     try:
         count, dim = (int(x) for x in data[:header_end].split())
     except ValueError:
-        raise DataFormatError(path, 1, "a 'count dim' header", repr(data[:header_end][:40])) from None
+        raise DataFormatError(
+            path, 1, "a 'count dim' header", repr(data[:header_end][:40])
+        ) from None
     words, rows = [], []
     pos = header_end + 1
     width = 4 * dim
@@ -150,7 +154,9 @@ class WordEmbedding(nn.Module):
     def __init__(self, num_words: int, dim: int, freeze: bool = False) -> None:
         super().__init__()
         if num_words < 2 or dim < 1:
-            raise ConfigError(f"word embeddings need >= 2 words and dim >= 1, found {num_words} and {dim}")
+            raise ConfigError(
+                f"word embeddings need >= 2 words and dim >= 1, found {num_words} and {dim}"
+            )
         self.embedding = nn.Embedding(num_words, dim, padding_idx=PAD_ID)
         bound = math.sqrt(3.0 / dim)
         nn.init.uniform_(self.embedding.weight, -bound, bound)

@@ -38,7 +38,9 @@ class BiLSTMEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         index = reverse_index(mask)[:, :, None]  # (B, L, 1)
-        for layer, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
+        for layer, (fwd, bwd) in enumerate(
+            zip(self.forward_layers, self.backward_layers, strict=True)
+        ):
             if layer > 0:
                 x = self.between(x)
             ahead, _ = fwd(x)  # (B, L, H)

@@ -102,7 +102,9 @@ class BiLSTMTagger(nn.Module):
         )
         self.output_dropout = SequenceDropout(config.dropout, config.variational_dropout)
         self.projection = nn.Linear(2 * config.entity_tagger_lstm_dims, config.num_tags)
-        self.crf = CRF(config.num_tags, allowed_transitions=allowed_transitions) if config.crf else None
+        self.crf = (
+            CRF(config.num_tags, allowed_transitions=allowed_transitions) if config.crf else None
+        )
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Token representations fed to the BiLSTM, ``(B, L, D_in)``."""
