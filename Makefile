@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: serve install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep clean
+.PHONY: gpu-check serve install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ predict: $(STAMP)
 
 interactive: $(STAMP)
 	$(BIN)/nerlab-interactive $(OVERRIDES)
+
+# The GPU check (3 epochs bf16-mixed, GPU inference, CRF on the GPU); says so without a GPU.
+gpu-check: $(STAMP)
+	$(BIN)/python -m nerlab.bench.gpu_check $(OVERRIDES)
 
 # MLflow's scoring server for a run's pyfunc model: make serve run_id=<id> [port=5001]
 serve: $(STAMP)

@@ -260,3 +260,25 @@ def test_bench_refuses_an_unknown_option():
     proc = _bench("colour=red", timeout=60)
     assert proc.returncode == 2
     assert "colour" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_gpu_check_says_there_is_no_gpu_and_exits_cleanly(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the check would really run")
+    out = tmp_path / "gpu.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "nerlab.bench.gpu_check", f"out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no CUDA GPU" in result.stdout
+    assert json.loads(out.read_text()) == json.loads(result.stdout.strip().splitlines()[-1])
+    assert json.loads(out.read_text())["gpu"] is None
