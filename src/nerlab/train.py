@@ -70,39 +70,34 @@ def _resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, str | None]:
     return str(path), run_id
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train, select on validation, test, save, log. Returns the summary printed as JSON."""
-    import lightning as L
+def build_data_and_model(cfg: DictConfig, *, load_vectors: bool = True):
+    """Pretrained vectors -> DataModule (set up) -> NERModule with data-derived sizes.
+
+    Returns ``(datamodule, module, vectors)``. ``load_vectors=False`` keeps random embeddings
+    (the vocabulary then lacks the validation/test words ``embeddings_extend_vocab`` adds).
+    """
     from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from nerlab.lightning_module import NERModule
-    from nerlab.metrics import MONITOR, MONITOR_MODE, classification_report
     from nerlab.models.embeddings import load_pretrained
-    from nerlab.saving import AtomicCheckpointIO, build_info, save_model
-    from nerlab.tracking import build_loggers, log_run_artifacts
 
-    L.seed_everything(cfg.seed, workers=True)
-    ckpt_path, resume_run_id = _resolve_checkpoint(cfg)
-
-    vectors = load_pretrained(cfg.model.embeddings) if cfg.model.embeddings else None
-    if vectors is not None and vectors.dim != cfg.model.word_embedding_dims:
-        raise ConfigError(
-            f"model.embeddings={cfg.model.embeddings} has {vectors.dim} dimensions but "
-            f"model.word_embedding_dims={cfg.model.word_embedding_dims}; set them equal"
-        )
-    extra_words = (
-        vectors.__contains__ if vectors is not None and cfg.model.embeddings_extend_vocab else None
-    )
-    datamodule = instantiate(cfg.data, extra_words=extra_words)
+    vectors = None
+    if load_vectors and cfg.model.embeddings:
+        vectors = load_pretrained(cfg.model.embeddings)
+        if vectors.dim != cfg.model.word_embedding_dims:
+            raise ConfigError(
+                f"model.embeddings={cfg.model.embeddings} has {vectors.dim} dimensions but "
+                f"model.word_embedding_dims={cfg.model.word_embedding_dims}; set them equal"
+            )
+    extend = vectors is not None and cfg.model.embeddings_extend_vocab
+    datamodule = instantiate(cfg.data, extra_words=vectors.__contains__ if extend else None)
     datamodule.prepare_data()
     datamodule.setup("fit")
     vocabs = datamodule.vocabs
-
-    model_settings = _model_settings(cfg)
-    model_settings.update(num_words=len(vocabs.words), num_chars=len(vocabs.chars))
+    settings = _model_settings(cfg)
+    settings.update(num_words=len(vocabs.words), num_chars=len(vocabs.chars))
     module = NERModule(
-        model=model_settings,
+        model=settings,
         tags=vocabs.tags.tags,
         tag_scheme=vocabs.tags.scheme,
         entity_types=datamodule.entity_types,
@@ -112,6 +107,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if vectors is not None:
         module.net.words.load_pretrained(vocabs.words, vectors)
+    return datamodule, module, vectors
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train, select on validation, test, save, log. Returns the summary printed as JSON."""
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from nerlab.metrics import MONITOR, MONITOR_MODE, classification_report
+    from nerlab.saving import AtomicCheckpointIO, build_info, save_model
+    from nerlab.tracking import build_loggers, log_run_artifacts
+
+    L.seed_everything(cfg.seed, workers=True)
+    ckpt_path, resume_run_id = _resolve_checkpoint(cfg)
+
+    datamodule, module, _ = build_data_and_model(cfg)
+    vocabs = datamodule.vocabs
 
     callbacks = []
     checkpoint = None

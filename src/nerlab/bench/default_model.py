@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 
 @dataclass
@@ -48,39 +48,9 @@ def build_default_model(cfg: DictConfig, *, load_vectors: bool = True) -> Defaul
     ``load_vectors=False`` skips the pretrained vectors (random embeddings; the vocabulary then
     lacks the validation/test words that ``embeddings_extend_vocab`` would add).
     """
-    from hydra.utils import instantiate
+    from nerlab.train import build_data_and_model
 
-    from nerlab.errors import ConfigError
-    from nerlab.lightning_module import NERModule
-    from nerlab.models.embeddings import load_pretrained
-    from nerlab.train import _model_settings
-
-    vectors = None
-    if load_vectors and cfg.model.embeddings:
-        vectors = load_pretrained(cfg.model.embeddings)
-        if vectors.dim != cfg.model.word_embedding_dims:
-            raise ConfigError(
-                f"model.embeddings={cfg.model.embeddings} has {vectors.dim} dimensions but "
-                f"model.word_embedding_dims={cfg.model.word_embedding_dims}"
-            )
-    extend = vectors is not None and cfg.model.embeddings_extend_vocab
-    datamodule = instantiate(cfg.data, extra_words=vectors.__contains__ if extend else None)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    vocabs = datamodule.vocabs
-    settings = _model_settings(cfg)
-    settings.update(num_words=len(vocabs.words), num_chars=len(vocabs.chars))
-    module = NERModule(
-        model=settings,
-        tags=vocabs.tags.tags,
-        tag_scheme=vocabs.tags.scheme,
-        entity_types=datamodule.entity_types,
-        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
-        constrain_transitions=cfg.model.constrain_transitions,
-    )
-    if vectors is not None:
-        module.net.words.load_pretrained(vocabs.words, vectors)
+    datamodule, module, vectors = build_data_and_model(cfg, load_vectors=load_vectors)
     return DefaultModel(cfg=cfg, datamodule=datamodule, module=module, vectors=vectors)
 
 
