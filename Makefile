@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 train: $(STAMP)
-	$(BIN)/nerlab-train $(OVERRIDES)
+	@$(BIN)/nerlab-train $(OVERRIDES)
 
 sweep: $(STAMP)
 	$(BIN)/nerlab-train --multirun $(OVERRIDES)
@@ -37,13 +37,13 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 evaluate: $(STAMP)
-	$(BIN)/nerlab-evaluate $(OVERRIDES)
+	@$(BIN)/nerlab-evaluate $(OVERRIDES)
 
 predict: $(STAMP)
-	$(BIN)/nerlab-predict $(OVERRIDES)
+	@$(BIN)/nerlab-predict $(OVERRIDES)
 
 interactive: $(STAMP)
-	$(BIN)/nerlab-interactive $(OVERRIDES)
+	@$(BIN)/nerlab-interactive $(OVERRIDES)
 
 # The GPU check (3 epochs bf16-mixed, GPU inference, CRF on the GPU); says so without a GPU.
 gpu-check: $(STAMP)

@@ -215,3 +215,22 @@ def test_encoder_equals_packed_bidirectional_lstm(layers):
     packed, _ = reference(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
     theirs, _ = pad_packed_sequence(packed, batch_first=True, total_length=7)
     assert torch.allclose(ours[mask], theirs[mask], atol=1e-6)
+
+
+def test_weights_saved_with_a_bidirectional_nn_lstm_still_load():
+    from nerlab.saving import _upgrade_state
+
+    net = BiLSTMTagger(TaggerConfig(num_words=9, num_chars=7, num_tags=3, lstm_layers=2))
+    state = net.state_dict()
+    old = {}
+    for key, value in state.items():
+        if key.startswith("encoder."):
+            side, layer, name = key.split(".")[1:]
+            suffix = "_reverse" if side == "backward_layers" else ""
+            key = f"lstm.{name.removesuffix('_l0')}_l{layer}{suffix}"
+        old[key] = value
+    assert "lstm.weight_ih_l1_reverse" in old
+    fresh = BiLSTMTagger(TaggerConfig(num_words=9, num_chars=7, num_tags=3, lstm_layers=2))
+    fresh.load_state_dict(_upgrade_state(old), strict=True)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, state[key]), key
