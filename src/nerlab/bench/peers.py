@@ -81,3 +81,12 @@ def peer_has(module: str) -> tuple[bool, str]:
     code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
     found = subprocess.run([str(python), "-c", code], cwd=ROOT).returncode == 0
     return found, "" if found else f"peer not installed ({module} is not in .venv-peers)"
+
+
+def print_result(result: dict, json_only: bool) -> None:
+    """A child measurement's output: a readable listing unless ``--json``, then the JSON line
+    the parent reads (always last)."""
+    if not json_only:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
+    print(json.dumps(result))

