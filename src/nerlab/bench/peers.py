@@ -90,3 +90,12 @@ def print_result(result: dict, json_only: bool) -> None:
         for key, value in result.items():
             print(f"{key:>22}: {value}")
     print(json.dumps(result))
+
+
+def peer_command(module: str, data_dir: str | Path, *args: str) -> list[str]:
+    """``.venv-peers/bin/python -m MODULE ARGS --json --data-dir DIR``, or ChildFailed when
+    the peers' venv is missing."""
+    python = peer_python()
+    if python is None:
+        raise ChildFailed("peer not installed (no .venv-peers: run `make peers`)")
+    return [str(python), "-m", module, *args, "--json", "--data-dir", str(Path(data_dir).resolve())]

