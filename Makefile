@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: gpu-check serve install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep clean
+.PHONY: gpu-check serve install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ train: $(STAMP)
 
 sweep: $(STAMP)
 	$(BIN)/nerlab-train --multirun $(OVERRIDES)
+
+# The README's results table: test F1 over seeds of every conf/experiment/conll03_* recipe.
+results: $(STAMP)
+	@$(BIN)/python -m nerlab.results $(if $(experiments),$(experiments))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q

@@ -24,6 +24,7 @@ from nerlab.data.tag_schemes import (
 from nerlab.errors import ConfigError
 from nerlab.metrics import EntityF1
 from nerlab.models.tagger import BiLSTMTagger, TaggerConfig
+from nerlab.optim import FusedNAdam
 
 OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -160,12 +161,16 @@ class NERModule(L.LightningModule):
         if name not in OPTIMIZERS:
             raise ConfigError(f"optimizer.name must be one of {sorted(OPTIMIZERS)}, found {name!r}")
         params = [p for p in self.parameters() if p.requires_grad]
-        if name in ("adam", "adamw", "sgd"):
-            # one fused kernel per step instead of ~10 passes over the embedding matrix
-            cfg.setdefault("fused", True)
+        # one fused kernel per step instead of ~10 passes over the embedding matrix
+        fused = cfg.pop("fused", True)
+        if name == "nadam":
+            # torch has no fused NAdam; ours runs on CPU tensors (nerlab.optim)
+            if fused and self.device.type == "cpu" and "foreach" not in cfg:
+                optimizer = FusedNAdam(params, **cfg)
+            else:
+                optimizer = torch.optim.NAdam(params, **{"foreach": True, **cfg})
         else:
-            cfg.setdefault("foreach", True)
-        optimizer = OPTIMIZERS[name](params, **cfg)
+            optimizer = OPTIMIZERS[name](params, **({"fused": True} if fused else {}), **cfg)
         sched = dict(self.scheduler_config)
         kind = sched.pop("name", "none")
         if kind in (None, "none"):

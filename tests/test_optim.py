@@ -1,0 +1,100 @@
+"""FusedNAdam against torch.optim.NAdam: same trajectory, interchangeable state."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from nerlab.optim import FusedNAdam
+
+SHAPES = [(300, 7), (5,), (4, 3, 2), (1,)]
+
+
+def _params(seed: int) -> list[torch.nn.Parameter]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(s, generator=g)) for s in SHAPES]
+
+
+def _run(opt_cls, steps: int, seed: int = 0, **kwargs) -> tuple[list[torch.Tensor], object]:
+    params = _params(seed)
+    opt = opt_cls(params, **kwargs)
+    g = torch.Generator().manual_seed(seed + 1)
+    for step in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g) * (1 + step % 3)
+            if step % 4 == 3:  # rows the batch did not touch (an embedding's zero gradient)
+                p.grad[: max(1, p.shape[0] // 2)] = 0
+        opt.step()
+    return [p.detach().clone() for p in params], opt
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"lr": 0.002},
+        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
+        {"lr": 0.002, "weight_decay": 0.01},
+        {"lr": 0.002, "weight_decay": 0.01, "decoupled_weight_decay": True},
+        {"lr": 0.002, "momentum_decay": 0.01},
+    ],
+)
+def test_matches_torch_nadam_over_many_steps(kwargs):
+    ours, _ = _run(FusedNAdam, 60, **kwargs)
+    ref, _ = _run(torch.optim.NAdam, 60, foreach=False, **kwargs)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6)
+    # and the parameters really moved (a no-op optimizer would fail the comparison anyway)
+    assert not torch.equal(ours[0], _params(0)[0])
+
+
+def test_state_is_interchangeable_with_torch_nadam():
+    """A checkpoint of one optimizer resumes in the other and continues the same trajectory."""
+    _, ours = _run(FusedNAdam, 10, lr=0.003)
+    params = [p for group in ours.param_groups for p in group["params"]]
+    state = ours.state_dict()
+    assert set(state["state"][0]) == {"step", "mu_product", "exp_avg", "exp_avg_sq"}
+
+    theirs = torch.optim.NAdam(params, lr=0.003, foreach=False)
+    theirs.load_state_dict(copy.deepcopy(state))
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    ours_again = FusedNAdam(twin, lr=0.003)
+    ours_again.load_state_dict(copy.deepcopy(state))
+    for _ in range(5):
+        for p, q in zip(params, twin, strict=True):
+            p.grad = torch.full_like(p, 0.5)
+            q.grad = torch.full_like(q, 0.5)
+        theirs.step()
+        ours_again.step()
+    for p, q in zip(params, twin, strict=True):
+        torch.testing.assert_close(q.detach(), p.detach(), rtol=2e-5, atol=2e-6)
+
+
+def test_tensors_the_kernel_cannot_take_use_torch_math():
+    """float64 and non-contiguous parameters go through torch's own NAdam update."""
+    base = torch.randn(6, 4, dtype=torch.float64)
+    a = torch.nn.Parameter(base.clone())
+    b = torch.nn.Parameter(base.clone())
+    nc = torch.nn.Parameter(torch.randn(4, 6).t())  # not contiguous
+    nc_ref = torch.nn.Parameter(nc.detach().clone())
+    ours = FusedNAdam([a, nc], lr=0.01)
+    ref = torch.optim.NAdam([b, nc_ref], lr=0.01, foreach=False)
+    for _ in range(3):
+        a.grad = torch.ones_like(a)
+        b.grad = torch.ones_like(b)
+        nc.grad = torch.ones_like(nc)
+        nc_ref.grad = torch.ones_like(nc_ref)
+        ours.step()
+        ref.step()
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(nc, nc_ref)
+    assert not torch.equal(a.detach(), base)
+
+
+def test_invalid_arguments_are_refused():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ValueError, match="learning rate"):
+        FusedNAdam(p, lr=-1)
+    with pytest.raises(ValueError, match="betas"):
+        FusedNAdam(p, betas=(1.0, 0.9))

@@ -1,0 +1,129 @@
+"""The results-table recipes (conf/experiment/conll03_*.yaml) and `nerlab-results`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from conftest import SMALL, compose_cfg
+from test_train import run_cli
+
+from nerlab import results
+from nerlab.train import CONF_DIR
+
+#: What each recipe must change against the default configuration.
+CHANGES = {
+    "conll03_default": {},
+    "conll03_char_lstm": {"model.char": "lstm"},
+    "conll03_no_char": {"model.char": "none"},
+    "conll03_softmax": {"model.crf": False},
+    "conll03_bio": {"data.tag_scheme": "bio"},
+    "conll03_random_embeddings": {"model.embeddings": None},
+}
+
+
+def _flat(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    from nerlab.train import flatten
+
+    return flatten(OmegaConf.to_container(cfg, resolve=False))
+
+
+def test_every_table_row_has_a_recipe_that_changes_only_its_ablation(tmp_path, tiny_corpus):
+    assert set(CHANGES) == set(results.RECIPES)
+    base = _flat(compose_cfg(tmp_path, tiny_corpus))
+    for name, change in CHANGES.items():
+        assert (Path(CONF_DIR) / "experiment" / f"{name}.yaml").is_file()
+        cfg = _flat(compose_cfg(tmp_path, tiny_corpus, f"experiment={name}"))
+        differ = {k: cfg.get(k) for k in set(base) | set(cfg) if base.get(k) != cfg.get(k)}
+        differ.pop("mlflow.experiment_name")
+        assert {k: cfg[k] for k in change} == change, name
+        assert set(differ) <= set(change), name  # nothing else (SMALL already drops GloVe)
+
+
+def _log_run(client, experiment_id, seed, f1, per_type=None, status="FINISHED"):
+    run = client.create_run(experiment_id)
+    client.log_param(run.info.run_id, "seed", str(seed))
+    if f1 is not None:
+        client.log_metric(run.info.run_id, "test_f1", f1)
+    for etype, value in (per_type or {}).items():
+        client.log_metric(run.info.run_id, f"test_f1_{etype}", value)
+    client.log_metric(run.info.run_id, "epoch", 9)
+    client.set_terminated(run.info.run_id, status=status)
+    return run.info.run_id
+
+
+def test_summary_counts_the_newest_finished_run_of_each_seed(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("conll03_default", artifact_location=str(tmp_path / "art"))
+    _log_run(client, exp, 1, 0.10)  # superseded by the rerun of seed 1 below
+    for seed, f1 in ((1, 0.90), (2, 0.92), (3, 0.91)):
+        _log_run(client, exp, seed, f1, {"LOC": f1 + 0.01, "PER": f1 + 0.05})
+    _log_run(client, exp, 4, 0.99, status="FAILED")  # an unfinished run does not count
+    _log_run(client, exp, 5, None)  # nor one without a test score
+
+    table = results.summarize(uri, ["conll03_default", "conll03_bio"])
+    row = table.iloc[0]
+    assert row["runs"] == 3 and row["seeds"] == "1,2,3"
+    assert row["median"] == pytest.approx(0.91) and row["mean"] == pytest.approx(0.91)
+    assert row["std"] == pytest.approx(np.std([0.90, 0.92, 0.91], ddof=1))
+    assert (row["min"], row["max"]) == (pytest.approx(0.90), pytest.approx(0.92))
+    assert row["LOC"] == pytest.approx(0.92) and row["PER"] == pytest.approx(0.96)
+    assert np.isnan(row["MISC"]) and row["epochs"] == 10
+    assert table.iloc[1]["runs"] == 0  # a recipe not run yet
+
+    markdown = results.to_markdown(table)
+    row_line = "| `conll03_default` | 3 | 91.00 | 91.00 | 1.00 | 90.00 | 92.00 | 92.00 | n/a |"
+    assert row_line in markdown
+    assert "| `conll03_bio` | 0 | n/a |" in markdown
+
+
+def test_cli_writes_json_and_refuses_a_missing_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("conll03_bio", artifact_location=str(tmp_path / "art"))
+    _log_run(client, exp, 1, 0.8)
+    out = tmp_path / "table.json"
+    cmd = [sys.executable, "-m", "nerlab.results", "conll03_bio", "--tracking-uri", uri]
+    done = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| `conll03_bio` | 1 | 80.00 |" in done.stdout
+    assert json.loads(out.read_text())[0]["median"] == pytest.approx(0.8)
+
+    missing = [
+        sys.executable,
+        "-m",
+        "nerlab.results",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/no.db",
+    ]
+    done = subprocess.run(missing, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_recipe_sweep_logs_one_run_per_seed_that_the_table_reads(tmp_path, tiny_corpus):
+    """`make sweep experiment=conll03_bio`, on a tiny corpus and two seeds."""
+    result = run_cli(
+        "--multirun",
+        "experiment=conll03_bio",
+        "seed=1,2",
+        "data=bio",
+        f"data.dir={tiny_corpus}",
+        "trainer.max_epochs=1",
+        f"paths.root_dir={tmp_path}",
+        "mlflow.log_model=false",
+        *SMALL,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = results.summarize(f"sqlite:///{tmp_path}/mlruns.db", ["conll03_bio"])
+    row = table.iloc[0]
+    assert row["runs"] == 2 and row["seeds"] == "1,2"
+    assert 0.0 <= row["min"] <= row["median"] <= row["max"] <= 1.0
