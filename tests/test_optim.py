@@ -98,3 +98,26 @@ def test_invalid_arguments_are_refused():
         FusedNAdam(p, lr=-1)
     with pytest.raises(ValueError, match="betas"):
         FusedNAdam(p, betas=(1.0, 0.9))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ((), FusedNAdam),
+        (("+optimizer.fused=false",), torch.optim.NAdam),
+        (("optimizer=adam",), torch.optim.Adam),
+        (("optimizer=sgd",), torch.optim.SGD),
+    ],
+)
+def test_training_on_cpu_uses_the_fused_nadam(tmp_path, tiny_corpus, overrides, expected):
+    from conftest import compose_cfg
+
+    from nerlab.train import build_data_and_model
+
+    cfg = compose_cfg(tmp_path, tiny_corpus, *overrides)
+    _, module, _ = build_data_and_model(cfg)
+    optimizer = module.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    assert type(optimizer) is expected
+    n_params = sum(1 for p in module.parameters() if p.requires_grad)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == n_params
