@@ -1,6 +1,6 @@
 """`FusedNAdam`: ``torch.optim.NAdam`` in one pass over each tensor, for CPU training.
 
-The default model spends most of its parameters in the word embedding (about 30,000 x 50).
+The default model spends most of its parameters in the word embedding (24,644 x 50 on CoNLL-2003).
 ``torch.optim.NAdam`` has no fused CPU kernel in torch 2.13; its ``foreach`` path walks every
 tensor about ten times per step (lerp, mul, addcmul, div, sqrt, add, two addcdivs...), which
 cost about a quarter of a CPU epoch. Here a numba kernel reads and writes each element once.
