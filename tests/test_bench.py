@@ -236,6 +236,8 @@ def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tm
     assert results["summary"]["train_sentences_per_s"] == summary["train_sentences_per_s"]
     assert results["parts"]["train"]["full_epoch"] is True  # 120 sentences: under 50 batches
     assert results["parts"]["crf"]["results"]["17"]["num_tags"] == 17
+    assert results["parts"]["optim"]["fused_nadam_steps_per_s"] > 0
+    assert any(line.startswith("optimizer: NAdam step") for line in lines)
     assert results["machine"]["cpu_model"]
     assert not results["errors"]
 
@@ -283,3 +285,17 @@ def test_gpu_check_says_there_is_no_gpu_and_exits_cleanly(tmp_path):
     assert "no CUDA GPU" in result.stdout
     assert json.loads(out.read_text()) == json.loads(result.stdout.strip().splitlines()[-1])
     assert json.loads(out.read_text())["gpu"] is None
+
+
+def test_optim_bench_steps_the_models_own_shapes():
+    import torch
+
+    from nerlab.bench import optim_bench
+
+    module = torch.nn.Sequential(torch.nn.Embedding(10, 3), torch.nn.Linear(3, 2))
+    module[0].weight.requires_grad_(False)  # frozen parameters are not stepped
+    result = optim_bench.run(module, steps=3, rounds=2)
+    assert (result["tensors"], result["elements"]) == (2, 3 * 2 + 2)
+    ours, theirs = result["fused_nadam_steps_per_s"], result["torch_nadam_foreach_steps_per_s"]
+    assert ours > 0 and theirs > 0
+    assert result["speedup"] == pytest.approx(ours / theirs)

@@ -36,7 +36,7 @@ from pathlib import Path
 from nerlab.bench.peers import ROOT, ChildFailed, peer_has, run_json, set_threads
 from nerlab.bench.report import Row, fmt, machine_info, table, write_results
 
-PARTS = ("data", "crf", "train", "infer", "size", "flops")
+PARTS = ("data", "crf", "optim", "train", "infer", "size", "flops")
 DEFAULTS = {
     "data_dir": str(ROOT.parent / "shared" / "data" / "conll2003"),
     "quick": "false",
@@ -189,6 +189,12 @@ class Bench:
             timeout=self.o["timeout"],
         )
 
+    def optim(self):
+        from nerlab.bench import optim_bench
+
+        quick = self.o["quick"]
+        return optim_bench.run(self.build().module, steps=20 if quick else 200)
+
     def train(self):
         command = [sys.executable, "-m", "nerlab.bench.train_bench", "--json"]
         command += ["--data-dir", str(self.o["data_dir"].resolve())]
@@ -296,6 +302,7 @@ class Bench:
         self.check_peers()
         self.needs_data("data", self.data)
         self.needs_data("crf", self.crf)
+        self.needs_data("optim", self.optim)
         self.needs_data("train", self.train)
         self.beside("train", "flair_train", "flair", self.flair_train)
         self.needs_data("infer", self.infer)
@@ -322,6 +329,10 @@ class Bench:
                 s[f"{prefix}_{work}_sentences_per_s"] = ours
                 s[f"{prefix}_{work}_pytorch_crf_sentences_per_s"] = peer
                 s[f"{prefix}_{work}_speedup"] = _ratio(ours, peer)
+        optim = p.get("optim", {})
+        s["optim_steps_per_s"] = optim.get("fused_nadam_steps_per_s")
+        s["optim_torch_steps_per_s"] = optim.get("torch_nadam_foreach_steps_per_s")
+        s["optim_speedup"] = optim.get("speedup")
         s["train_sentences_per_s"] = train.get("sentences_per_s")
         s["flair_train_sentences_per_s"] = flair_train.get("sentences_per_s")
         s["flair_train_sentences"] = flair_train.get("sentences")  # timed: all or --quick's few
@@ -409,6 +420,16 @@ class Bench:
                         crf_note if (k, work) == ("9", "nll") else "",
                     )
                 )
+        rows.append(
+            Row(
+                "optimizer: NAdam step, default model (steps/s)",
+                s["optim_steps_per_s"],
+                "torch NAdam foreach",
+                s["optim_torch_steps_per_s"],
+                s["optim_speedup"],
+                self.why("optim"),
+            )
+        )
         train_note = self.why("train")
         if s["train_full_epoch"] is False:
             train_note = "quick: part of an epoch only"
