@@ -237,6 +237,9 @@ def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tm
     assert results["parts"]["train"]["full_epoch"] is True  # 120 sentences: under 50 batches
     assert results["parts"]["crf"]["results"]["17"]["num_tags"] == 17
     assert results["parts"]["optim"]["fused_nadam_steps_per_s"] > 0
+    tagger = results["parts"]["size"]["tagger"]  # the saved model, loaded and run by a child
+    assert tagger["peak_rss_mb"] > 0 and tagger["tokens"] > 0
+    assert results["summary"]["tagger_peak_rss_mb"] == tagger["peak_rss_mb"]
     assert any(line.startswith("optimizer: NAdam step") for line in lines)
     assert results["machine"]["cpu_model"]
     assert not results["errors"]

@@ -255,7 +255,13 @@ class Bench:
     def size(self):
         from nerlab.bench import model_size
 
-        return model_size.run(self.build())
+        test_file = self.o["data_dir"] / "test.txt"
+        return model_size.run(
+            self.build(),
+            tag_file=test_file if test_file.exists() else None,
+            threads=self.o["threads"],
+            timeout=self.o["timeout"],
+        )
 
     def flops(self):
         from nerlab.bench import flops
@@ -355,6 +361,7 @@ class Bench:
             "spacy_infer": spacy_infer.get("threads"),
         }
         s["model_dir_mb"] = size.get("mb")
+        s["tagger_peak_rss_mb"] = size.get("tagger_peak_rss_mb")
         s["flops_per_token_train"] = (fl.get("train_per_token") or {}).get("training")
         s["flops_per_token_infer"] = (fl.get("infer_per_token") or {}).get("inference")
         s["peak_gflops"] = (fl.get("peak") or {}).get("gflops")
@@ -464,6 +471,7 @@ class Bench:
             ),
             Row("infer: batch 1 (tokens/s)", s["infer_tokens_per_s_batch1"]),
             Row("model directory (MB)", s["model_dir_mb"], note=self.why("size")),
+            Row("tagger at inference: peak RSS (MB)", s["tagger_peak_rss_mb"]),
             Row("FLOPs/token, training", s["flops_per_token_train"], note=self.why("flops")),
             Row("FLOPs/token, inference", s["flops_per_token_infer"]),
             Row("matmul peak (GFLOP/s)", s["peak_gflops"]),
