@@ -10,8 +10,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import SMALL, compose_cfg
-from test_train import run_cli
+from conftest import compose_cfg
+from test_train import run_cli, tiny_sweep_args
 
 from nerlab import results
 from nerlab.train import CONF_DIR
@@ -114,12 +114,7 @@ def test_a_recipe_sweep_logs_one_run_per_seed_that_the_table_reads(tmp_path, tin
         "--multirun",
         "experiment=conll03_bio",
         "seed=1,2",
-        "data=bio",
-        f"data.dir={tiny_corpus}",
-        "trainer.max_epochs=1",
-        f"paths.root_dir={tmp_path}",
-        "mlflow.log_model=false",
-        *SMALL,
+        *tiny_sweep_args(tmp_path, tiny_corpus),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -105,6 +105,18 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedPr
     )
 
 
+def tiny_sweep_args(tmp_path: Path, corpus: Path) -> list[str]:
+    """One-epoch runs of the small model on ``corpus``, everything written under ``tmp_path``."""
+    return [
+        "data=bio",
+        f"data.dir={corpus}",
+        "trainer.max_epochs=1",
+        f"paths.root_dir={tmp_path}",
+        "mlflow.log_model=false",
+        *SMALL,
+    ]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -328,14 +340,9 @@ def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus
 def test_a_two_job_multirun_writes_two_grouped_runs(tmp_path, tiny_corpus):
     result = run_cli(
         "--multirun",
-        "data=bio",
-        f"data.dir={tiny_corpus}",
-        "trainer.max_epochs=1",
-        f"paths.root_dir={tmp_path}",
-        "mlflow.log_model=false",
         "mlflow.experiment_name=sweep",
         "model.char=cnn,lstm",
-        *SMALL,
+        *tiny_sweep_args(tmp_path, tiny_corpus),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -353,12 +360,7 @@ def test_optuna_search_runs_trials_as_grouped_mlflow_runs(tmp_path, tiny_corpus)
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.sampler.n_startup_trials=1",
-        "data=bio",
-        f"data.dir={tiny_corpus}",
-        "trainer.max_epochs=1",
-        f"paths.root_dir={tmp_path}",
-        "mlflow.log_model=false",
-        *SMALL,
+        *tiny_sweep_args(tmp_path, tiny_corpus),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
