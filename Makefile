@@ -32,7 +32,7 @@ sweep: $(STAMP)
 
 # The README's results table: test F1 over seeds of every conf/experiment/conll03_* recipe.
 results: $(STAMP)
-	@$(BIN)/python -m nerlab.results $(if $(experiments),$(experiments))
+	@$(BIN)/nerlab-results $(OVERRIDES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
@@ -51,7 +51,7 @@ interactive: $(STAMP)
 
 # The GPU check (3 epochs bf16-mixed, GPU inference, CRF on the GPU); says so without a GPU.
 gpu-check: $(STAMP)
-	$(BIN)/python -m nerlab.bench.gpu_check $(OVERRIDES)
+	$(BIN)/python -m benchmarks.gpu_check $(OVERRIDES)
 
 # MLflow's scoring server for a run's pyfunc model: make serve run_id=<id> [port=5001]
 serve: $(STAMP)
@@ -69,10 +69,10 @@ notebook: $(STAMP)
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 # `make bench [quick=true] [data_dir=DIR] [peers=false] [threads=N]`: our figures beside the
-# peers' (see src/nerlab/bench/__main__.py). The peers live in their own venv (`make peers`,
+# peers' (see benchmarks/__main__.py; the suite is not part of the installed package). The peers live in their own venv (`make peers`,
 # skipped with peers=false) so the project's own dependencies stay lean.
 bench: $(STAMP) $(if $(filter false,$(peers)),,peers)
-	$(BIN)/python -m nerlab.bench $(OVERRIDES)
+	$(BIN)/python -m benchmarks $(OVERRIDES)
 
 # The peer implementations the bench compares against, in .venv-peers (git-ignored). torch comes
 # first and pinned: the CPU build of the local wheel folder (any other torch pulls CUDA builds).
@@ -106,12 +106,12 @@ data: $(STAMP)
 	$(BIN)/nerlab-data $(OVERRIDES)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

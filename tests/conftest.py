@@ -83,29 +83,12 @@ SMALL = [
 
 def compose_cfg(tmp_path: Path, corpus: Path, *overrides: str):
     """The real composed training config, shrunk, with every output under ``tmp_path``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from nerlab.training.config import compose
 
-    from nerlab.train import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "data=bio",
-                f"data.dir={corpus}",
-                f"paths.root_dir={tmp_path}",
-                *SMALL,
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-        del cfg["hydra"]  # @hydra.main hands the task a config without it
-    return cfg
+    return compose(
+        ["data=bio", f"data.dir={corpus}", f"paths.root_dir={tmp_path}", *SMALL, *overrides],
+        output_dir=tmp_path / "run",
+    )
 
 
 @pytest.fixture

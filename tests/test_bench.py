@@ -1,5 +1,5 @@
 """The benchmark suite's pieces that do not depend on timing: FLOP counting, options, the
-table, and the contract of ``python -m nerlab.bench`` (last stdout line, results file).
+table, and the contract of ``python -m benchmarks`` (last stdout line, results file).
 Nothing here asserts on a speed."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from nerlab.bench import flair_bench, spacy_bench
-from nerlab.bench.__main__ import REQUIRED_KEYS, Bench, UsageError, parse_options
-from nerlab.bench.flops import achieved, char_positions, flops_per_token
-from nerlab.bench.peers import ChildFailed, peer_has
-from nerlab.bench.report import Row, table
+from benchmarks import flair_bench, spacy_bench
+from benchmarks.__main__ import REQUIRED_KEYS, Bench, UsageError, parse_options
+from benchmarks.flops import achieved, char_positions, flops_per_token
+from benchmarks.peers import ChildFailed, peer_has
+from benchmarks.report import Row, table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "bilstm_crf.yaml"))
@@ -139,7 +139,7 @@ def test_peer_figures_fill_the_summary_ratios_and_table(tmp_path):
 
 
 def test_a_missing_peer_leaves_none_with_its_reason(tmp_path, monkeypatch):
-    from nerlab.bench import peers
+    from benchmarks import peers
 
     monkeypatch.setattr(peers, "peer_python", lambda: None)
     with pytest.raises(ChildFailed, match="make peers"):
@@ -181,7 +181,7 @@ def test_flair_and_spacy_measure_a_few_sentences_in_the_peers_venv():
 # ----------------------------------------------------------------------------- the command
 def _bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nerlab.bench", *args],
+        [sys.executable, "-m", "benchmarks", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -239,7 +239,10 @@ def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tm
     assert results["parts"]["optim"]["fused_nadam_steps_per_s"] > 0
     tagger = results["parts"]["size"]["tagger"]  # the saved model, loaded and run by a child
     assert tagger["peak_rss_mb"] > 0 and tagger["tokens"] > 0
-    assert results["summary"]["tagger_peak_rss_mb"] == tagger["peak_rss_mb"]
+    assert results["summary"]["infer_peak_rss_mb"] == tagger["peak_rss_mb"]
+    assert results["summary"]["infer_cold_start_s"] == tagger["cold_start_s"]
+    assert 0 < tagger["cold_start_s"] < 120
+    assert tagger["training_stack_imported"] == []
     assert any(line.startswith("optimizer: NAdam step") for line in lines)
     assert results["machine"]["cpu_model"]
     assert not results["errors"]
@@ -279,7 +282,7 @@ def test_gpu_check_says_there_is_no_gpu_and_exits_cleanly(tmp_path):
         pytest.skip("a GPU is present: the check would really run")
     out = tmp_path / "gpu.json"
     result = subprocess.run(
-        [sys.executable, "-m", "nerlab.bench.gpu_check", f"out={out}"],
+        [sys.executable, "-m", "benchmarks.gpu_check", f"out={out}"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -293,7 +296,7 @@ def test_gpu_check_says_there_is_no_gpu_and_exits_cleanly(tmp_path):
 def test_optim_bench_steps_the_models_own_shapes():
     import torch
 
-    from nerlab.bench import optim_bench
+    from benchmarks import optim_bench
 
     module = torch.nn.Sequential(torch.nn.Embedding(10, 3), torch.nn.Linear(3, 2))
     module[0].weight.requires_grad_(False)  # frozen parameters are not stepped

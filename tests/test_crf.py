@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from nerlab import crf_kernels
 from nerlab.crf import (
     CRF,
     FORBIDDEN_SCORE,
@@ -19,6 +18,7 @@ from nerlab.crf import (
     numba_log_partition,
     viterbi_decode_torch,
 )
+from nerlab.models import crf_kernels
 
 # "numba-log" is the numba backend with its log-space fallback forced for every sentence.
 BACKENDS = ["numba", "numba-log", "torch"]

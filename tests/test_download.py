@@ -57,7 +57,7 @@ def make_spec(base: str, contents: dict[str, bytes] = CONTENTS, **overrides: str
 
 def leftovers(folder: Path) -> list[str]:
     """Names of partial downloads left in `folder`."""
-    return sorted(name for name in os.listdir(folder) if name.endswith(".part"))
+    return sorted(name for name in os.listdir(folder) if name.startswith("."))
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -15,7 +15,7 @@ from conftest import compose_cfg, make_sentences, write_conll
 
 from nerlab import Tagger
 from nerlab.inference import tokenize
-from nerlab.train import train
+from nerlab.training.run import train
 
 BIN = Path(sys.executable).parent
 

@@ -8,7 +8,7 @@ import pytest
 from seqeval.metrics import classification_report as seqeval_report
 from seqeval.metrics import f1_score, precision_score, recall_score
 
-from nerlab.metrics import EntityF1, classification_report
+from nerlab.training.metrics import EntityF1, classification_report
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "E-PER", "S-LOC"]
 

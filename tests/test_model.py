@@ -15,10 +15,11 @@ import torch
 
 from nerlab.data.datamodule import NERDataModule
 from nerlab.data.tag_schemes import allowed_transitions
+from nerlab.data.vectors import load_pretrained
 from nerlab.data.vocab import WordVocab
 from nerlab.errors import ConfigError
 from nerlab.models.char_encoder import CharCNN, CharLSTM
-from nerlab.models.embeddings import WordEmbedding, load_pretrained
+from nerlab.models.embeddings import WordEmbedding
 from nerlab.models.tagger import BiLSTMTagger, TaggerConfig
 
 BIN = Path(sys.executable).parent
@@ -132,8 +133,12 @@ def test_invalid_sizes_fail_at_construction():
         ConfigError, match="model.entity_tagger_lstm_dims must be positive, found 0"
     ):
         TaggerConfig(num_words=5, num_chars=5, num_tags=3, entity_tagger_lstm_dims=0)
-    with pytest.raises(ConfigError, match="model.char must be cnn, lstm or none"):
-        BiLSTMTagger(TaggerConfig(num_words=5, num_chars=5, num_tags=3, char="gru"))
+    with pytest.raises(ConfigError, match="model.char must be one of cnn, lstm, none, found 'gru'"):
+        TaggerConfig(num_words=5, num_chars=5, num_tags=3, char="gru")
+    with pytest.raises(ConfigError, match="model.char_features_dims must be positive, found 0"):
+        TaggerConfig(num_words=5, num_chars=5, num_tags=3, char="cnn", char_features_dims=0)
+    # the char LSTM's own size is only checked when the char LSTM is used
+    TaggerConfig(num_words=5, num_chars=5, num_tags=3, char="cnn", char_features_lstm_dims=0)
 
 
 def cli(tmp_path: Path, corpus: Path, *overrides: str) -> dict:
@@ -177,13 +182,13 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, tiny_corpus):
 def test_two_process_ddp_scores_exactly_what_one_process_scores(tmp_path, tiny_corpus):
     from nerlab import Tagger
     from nerlab.data import read_conll
-    from nerlab.evaluate import evaluate_sentences
+    from nerlab.training.metrics import score_tagger
 
     summary = cli(tmp_path, tiny_corpus, "trainer=ddp", "trainer.devices=2", "trainer.max_epochs=2")
     tagger = Tagger.load(summary["model_dir"], batch_size=8)
     info = tagger.info
     sentences = read_conll(tiny_corpus / "test.txt")
-    scores, _ = evaluate_sentences(tagger, sentences)
+    scores, _ = score_tagger(tagger, sentences)
     assert summary["test_f1"] == pytest.approx(scores["f1"], abs=1e-12)
     support = sum(s["support"] for s in info["scores"]["test"]["per_type"].values())
     assert support == sum(t.startswith("B-") for s in sentences for t in s.tags)
@@ -218,7 +223,7 @@ def test_encoder_equals_packed_bidirectional_lstm(layers):
 
 
 def test_weights_saved_with_a_bidirectional_nn_lstm_still_load():
-    from nerlab.saving import _upgrade_state
+    from nerlab.inference.model_dir import _upgrade_state
 
     net = BiLSTMTagger(TaggerConfig(num_words=9, num_chars=7, num_tags=3, lstm_layers=2))
     state = net.state_dict()

@@ -55,7 +55,7 @@ def store(tmp_path_factory, corpus):
     from mlflow import MlflowClient
     from omegaconf import open_dict
 
-    from nerlab.train import train
+    from nerlab.training.run import train
 
     root = tmp_path_factory.mktemp("notebooks")
     summaries = {}

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from nerlab.optim import FusedNAdam
+from nerlab.training.optim import FusedNAdam
 
 SHAPES = [(300, 7), (5,), (4, 3, 2), (1,)]
 
@@ -104,15 +104,16 @@ def test_invalid_arguments_are_refused():
     ("overrides", "expected"),
     [
         ((), FusedNAdam),
-        (("+optimizer.fused=false",), torch.optim.NAdam),
+        (("optimizer._target_=torch.optim.NAdam",), torch.optim.NAdam),
         (("optimizer=adam",), torch.optim.Adam),
+        (("optimizer=adamw",), torch.optim.AdamW),
         (("optimizer=sgd",), torch.optim.SGD),
     ],
 )
 def test_training_on_cpu_uses_the_fused_nadam(tmp_path, tiny_corpus, overrides, expected):
     from conftest import compose_cfg
 
-    from nerlab.train import build_data_and_model
+    from nerlab.training.run import build_data_and_model
 
     cfg = compose_cfg(tmp_path, tiny_corpus, *overrides)
     _, module, _ = build_data_and_model(cfg)

@@ -13,8 +13,8 @@ import pytest
 from conftest import compose_cfg
 from test_train import run_cli, tiny_sweep_args
 
-from nerlab import results
-from nerlab.train import CONF_DIR
+from nerlab.analysis import results
+from nerlab.files import CONF_DIR
 
 #: What each recipe must change against the default configuration.
 CHANGES = {
@@ -30,9 +30,9 @@ CHANGES = {
 def _flat(cfg) -> dict:
     from omegaconf import OmegaConf
 
-    from nerlab.train import flatten
+    from nerlab.training.config import flatten
 
-    return flatten(OmegaConf.to_container(cfg, resolve=False))
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
 def test_every_table_row_has_a_recipe_that_changes_only_its_ablation(tmp_path, tiny_corpus):
@@ -42,7 +42,7 @@ def test_every_table_row_has_a_recipe_that_changes_only_its_ablation(tmp_path, t
         assert (Path(CONF_DIR) / "experiment" / f"{name}.yaml").is_file()
         cfg = _flat(compose_cfg(tmp_path, tiny_corpus, f"experiment={name}"))
         differ = {k: cfg.get(k) for k in set(base) | set(cfg) if base.get(k) != cfg.get(k)}
-        differ.pop("mlflow.experiment_name")
+        assert differ.pop("logger.mlflow.experiment_name") == name  # the recipe names it
         assert {k: cfg[k] for k in change} == change, name
         assert set(differ) <= set(change), name  # nothing else (SMALL already drops GloVe)
 
@@ -91,7 +91,13 @@ def test_cli_writes_json_and_refuses_a_missing_store(tmp_path):
     exp = client.create_experiment("conll03_bio", artifact_location=str(tmp_path / "art"))
     _log_run(client, exp, 1, 0.8)
     out = tmp_path / "table.json"
-    cmd = [sys.executable, "-m", "nerlab.results", "conll03_bio", "--tracking-uri", uri]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nerlab.cli.results",
+        "experiments=conll03_bio",
+        f"tracking_uri={uri}",
+    ]
     done = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "| `conll03_bio` | 1 | 80.00 |" in done.stdout
@@ -100,7 +106,7 @@ def test_cli_writes_json_and_refuses_a_missing_store(tmp_path):
     missing = [
         sys.executable,
         "-m",
-        "nerlab.results",
+        "nerlab.cli.results",
         "--tracking-uri",
         f"sqlite:///{tmp_path}/no.db",
     ]

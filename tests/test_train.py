@@ -12,7 +12,8 @@ import mlflow
 import pytest
 from conftest import ROOT, SMALL, compose_cfg
 
-from nerlab.train import train, translate_original_flags
+from nerlab.cli.train import translate_original_flags
+from nerlab.training.run import train
 
 BIN = Path(sys.executable).parent
 
@@ -319,7 +320,7 @@ def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert last is not None, "no checkpoint appeared before the run ended"
-    run_id = (last.parent / "mlflow_run_id.txt").read_text().strip()
+    run_id = (last.parent.parent / "mlflow_run_id.txt").read_text().strip()
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
     done_before = len(client.get_metric_history(run_id, "val_f1"))

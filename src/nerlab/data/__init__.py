@@ -5,7 +5,7 @@ the DataModule is imported lazily so that reading files never loads torch.
 """
 
 from nerlab.data.arrays import SequentialTaggingDataset
-from nerlab.data.conll import Sentence, read_conll, to_iob2, write_conll
+from nerlab.data.conll import Sentence, iter_conll, read_conll, to_iob2, write_conll
 from nerlab.data.tag_schemes import (
     allowed_transitions,
     conlleval_spans,
@@ -14,7 +14,7 @@ from nerlab.data.tag_schemes import (
     repair_iob2,
     spans,
 )
-from nerlab.data.vocab import CharVocab, TagVocab, WordVocab
+from nerlab.data.vocab import CharVocab, TagVocab, Vocabularies, WordVocab
 
 __all__ = [
     "CharVocab",
@@ -22,11 +22,13 @@ __all__ = [
     "Sentence",
     "SequentialTaggingDataset",
     "TagVocab",
+    "Vocabularies",
     "WordVocab",
     "allowed_transitions",
     "conlleval_spans",
     "convert_tags",
     "detect_scheme",
+    "iter_conll",
     "read_conll",
     "repair_iob2",
     "spans",
@@ -36,8 +38,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in ("NERDataModule", "Vocabularies"):
-        from nerlab.data import datamodule
+    if name == "NERDataModule":
+        from nerlab.data.datamodule import NERDataModule
 
-        return getattr(datamodule, name)
+        return NERDataModule
     raise AttributeError(f"module 'nerlab.data' has no attribute {name!r}")

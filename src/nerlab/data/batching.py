@@ -1,4 +1,8 @@
-"""Batch samplers: length-bucketed for training, length-sorted for evaluation.
+"""Batches: which sentences go together (samplers) and how they are padded (:func:`make_batch`).
+
+Samplers are length-bucketed for training and length-sorted for evaluation. Batches are NumPy
+arrays; the DataModule and the tagger turn them into tensors (:func:`to_tensors` needs torch,
+imported only there), so this module stays torch-free.
 
 Both shard batches across processes themselves (``num_replicas``/``rank``), so Lightning's
 distributed sampler is switched off for them (``Trainer(use_distributed_sampler=False)``).
@@ -7,9 +11,13 @@ distributed sampler is switched off for them (``Trainer(use_distributed_sampler=
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+
+from nerlab.data.encoding import EncodedSplit, FormTable
+from nerlab.data.vocab import PAD_ID, UNK_ID
 
 
 class BucketBatchSampler:
@@ -117,9 +125,59 @@ class SortedBatchSampler:
         return len(self.batches)
 
 
-def restore_order(indices: Sequence[int], values: Sequence) -> list:
-    """Put per-sentence ``values`` produced in batch order back into corpus order."""
-    out: list = [None] * len(values)
-    for i, v in zip(indices, values, strict=True):
-        out[i] = v
+def make_batch(
+    split: EncodedSplit,
+    table: FormTable,
+    indices: np.ndarray,
+    *,
+    singleton_unk_prob: float = 0.0,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Gather and pad the sentences ``indices`` of ``split`` into one batch of arrays.
+
+    Keys: ``word_ids (B, L)``, ``form_index (B, L)`` (row of ``char_ids`` for each token),
+    ``char_ids (U, W)`` and ``char_lengths (U,)`` for the U distinct forms of the batch,
+    ``casing (B, L)`` word-shape classes, ``mask (B, L)`` bool, ``tags (B, L)``, and
+    ``indices (B,)``, the sentence numbers in the split.
+    With ``singleton_unk_prob`` > 0, training words seen once are replaced by the unknown word
+    with that probability (Lample et al.), so the model learns an embedding for it.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    lengths = split.lengths[indices]  # (B,)
+    width = int(lengths.max())
+    positions = np.arange(width)
+    mask = positions[None, :] < lengths[:, None]  # (B, L)
+    token = np.where(mask, split.offsets[indices][:, None] + positions[None, :], 0)  # (B, L)
+    forms = split.forms[token]  # (B, L)
+    unique, inverse = np.unique(forms[mask], return_inverse=True)
+    form_index = np.zeros_like(forms)
+    form_index[mask] = inverse
+    word_ids = table.word_ids[forms]
+    if singleton_unk_prob > 0:
+        rng = np.random.default_rng([seed, zlib.crc32(indices.tobytes())])
+        drop = table.singleton[forms] & (rng.random(forms.shape) < singleton_unk_prob)
+        word_ids = np.where(drop, UNK_ID, word_ids)
+    word_ids[~mask] = PAD_ID
+    tags = np.where(mask, split.tags[token], 0)
+    char_lengths = table.char_lengths[unique]
+    char_ids = table.char_ids[unique, : max(1, int(char_lengths.max(initial=1)))]
+    return {
+        "word_ids": word_ids,
+        "form_index": form_index,
+        "char_ids": np.ascontiguousarray(char_ids),
+        "char_lengths": char_lengths,
+        "casing": np.where(mask, table.casing_ids[forms], 0),
+        "mask": mask,
+        "tags": tags,
+        "indices": indices,
+    }
+
+
+def to_tensors(batch: dict[str, np.ndarray], device=None) -> dict:
+    """The arrays of :func:`make_batch` as torch tensors (sharing memory on the CPU)."""
+    import torch
+
+    out = {k: torch.from_numpy(v) for k, v in batch.items()}
+    if device is not None:
+        out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
     return out

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from nerlab.data import tag_schemes
 from nerlab.errors import DataFormatError, NerlabError, TagSchemeError
+from nerlab.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -57,54 +58,43 @@ def _column_index(tag_column: int) -> int:
     return tag_column
 
 
-def _read_text(path: Path) -> str:
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line, streamed; bytes that are not UTF-8 are an error
+    naming their line."""
     if not path.exists():
         raise DataFormatError(path, None, "an existing file", "no such file")
     if path.is_dir():
         raise DataFormatError(path, None, "a file", "a directory")
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        bad = data[err.start : err.start + 4]
-        raise DataFormatError(path, line, "UTF-8 text", f"the bytes {bad!r}") from None
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                bad = raw[err.start : err.start + 4]
+                raise DataFormatError(path, number, "UTF-8 text", f"the bytes {bad!r}") from None
 
 
-def read_conll(
+def iter_conll(
     path: str | os.PathLike,
     tag_column: int = -1,
     *,
     check_tags: bool = True,
     labelled: bool = True,
-) -> list[Sentence]:
-    """Read a column file into a list of ``(tokens, tags)`` pairs (:class:`Sentence`).
-
-    ``tag_column`` picks the tag as NLP Architect's ``--tag_num`` did: ``fields[tag_column]``
-    with the token in column 0, negative values from the end. With ``labelled=False`` only the
-    first column is read and tags are empty lists (for prediction input). With ``check_tags``
-    every tag must look like ``O`` or ``B-/I-/E-/S-TYPE``. Errors name the file and line.
-    """
+) -> Iterator[Sentence]:
+    """Stream the sentences of a column file (see :func:`read_conll`), one at a time."""
     path = Path(path)
-    text = _read_text(path)
     column = _column_index(tag_column)
     need = column + 1 if column > 0 else -column  # fields a line must have, token included
     need = max(need, 2) if labelled else 1
-    sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
     known_tags: set[str] = set()
-    for number, raw in enumerate(text.split("\n"), start=1):
+    for number, raw in _lines(path):
         fields = raw.split()
-        if not fields:
+        if not fields or fields[0] == DOCSTART:
             if tokens:
-                sentences.append(Sentence(tokens, tags, start))
-                tokens, tags = [], []
-            continue
-        if fields[0] == DOCSTART:
-            if tokens:
-                sentences.append(Sentence(tokens, tags, start))
+                yield Sentence(tokens, tags, start)
                 tokens, tags = [], []
             continue
         if not tokens:
@@ -131,7 +121,24 @@ def read_conll(
             known_tags.add(tag)
         tags.append(tag)
     if tokens:
-        sentences.append(Sentence(tokens, tags, start))
+        yield Sentence(tokens, tags, start)
+
+
+def read_conll(
+    path: str | os.PathLike,
+    tag_column: int = -1,
+    *,
+    check_tags: bool = True,
+    labelled: bool = True,
+) -> list[Sentence]:
+    """Read a column file into a list of ``(tokens, tags)`` pairs (:class:`Sentence`).
+
+    ``tag_column`` picks the tag as NLP Architect's ``--tag_num`` did: ``fields[tag_column]``
+    with the token in column 0, negative values from the end. With ``labelled=False`` only the
+    first column is read and tags are empty lists (for prediction input). With ``check_tags``
+    every tag must look like ``O`` or ``B-/I-/E-/S-TYPE``. Errors name the file and line.
+    """
+    sentences = list(iter_conll(path, tag_column, check_tags=check_tags, labelled=labelled))
     if not sentences:
         raise DataFormatError(path, None, "at least one sentence", "an empty file")
     return sentences
@@ -215,15 +222,9 @@ def write_conll(
 
     Written to a temporary name and renamed, so a crash never leaves a half-written file.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            for sentence in rows:
-                for fields in sentence:
-                    fh.write(" ".join(fields))
-                    fh.write("\n")
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
+        for sentence in rows:
+            for fields in sentence:
+                fh.write(" ".join(fields))
                 fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            fh.write("\n")

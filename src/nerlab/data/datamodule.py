@@ -10,97 +10,22 @@ order).
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
-from nerlab.data.batching import BucketBatchSampler, SortedBatchSampler
+from nerlab.data.batching import BucketBatchSampler, SortedBatchSampler, make_batch, to_tensors
 from nerlab.data.conll import Sentence, convert_corpus, read_conll, to_iob2
 from nerlab.data.encoding import EncodedSplit, FormTable, encode_split, unknown_id_rate
-from nerlab.data.vocab import PAD_ID, UNK_ID, CharVocab, TagVocab, WordVocab
+from nerlab.data.vocab import CharVocab, TagVocab, Vocabularies, WordVocab
 from nerlab.errors import DataFormatError, DownloadError, NerlabError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class Vocabularies:
-    """The three vocabularies a model needs, saved together as JSON with the model."""
-
-    words: WordVocab
-    chars: CharVocab
-    tags: TagVocab
-
-    def to_json(self) -> dict:
-        return {
-            "words": self.words.to_json(),
-            "chars": self.chars.to_json(),
-            "tags": self.tags.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict) -> Vocabularies:
-        return cls(
-            words=WordVocab.from_json(data["words"]),
-            chars=CharVocab.from_json(data["chars"]),
-            tags=TagVocab.from_json(data["tags"]),
-        )
-
-
-def make_batch(
-    split: EncodedSplit,
-    table: FormTable,
-    indices: np.ndarray,
-    *,
-    singleton_unk_prob: float = 0.0,
-    seed: int = 0,
-) -> dict[str, torch.Tensor]:
-    """Gather and pad the sentences ``indices`` of ``split`` into one batch.
-
-    Keys: ``word_ids (B, L)``, ``form_index (B, L)`` (row of ``char_ids`` for each token),
-    ``char_ids (U, W)`` and ``char_lengths (U,)`` for the U distinct forms of the batch,
-    ``casing (B, L)`` word-shape classes, ``mask (B, L)`` bool, ``tags (B, L)``, and
-    ``indices (B,)``, the sentence numbers in the split.
-    With ``singleton_unk_prob`` > 0, training words seen once are replaced by the unknown word
-    with that probability (Lample et al.), so the model learns an embedding for it.
-    """
-    indices = np.asarray(indices, dtype=np.int64)
-    lengths = split.lengths[indices]  # (B,)
-    width = int(lengths.max())
-    positions = np.arange(width)
-    mask = positions[None, :] < lengths[:, None]  # (B, L)
-    token = np.where(mask, split.offsets[indices][:, None] + positions[None, :], 0)  # (B, L)
-    forms = split.forms[token]  # (B, L)
-    unique, inverse = np.unique(forms[mask], return_inverse=True)
-    form_index = np.zeros_like(forms)
-    form_index[mask] = inverse
-    word_ids = table.word_ids[forms]
-    if singleton_unk_prob > 0:
-        rng = np.random.default_rng([seed, zlib.crc32(indices.tobytes())])
-        drop = table.singleton[forms] & (rng.random(forms.shape) < singleton_unk_prob)
-        word_ids = np.where(drop, UNK_ID, word_ids)
-    word_ids[~mask] = PAD_ID
-    tags = np.where(mask, split.tags[token], 0)
-    char_lengths = table.char_lengths[unique]
-    char_ids = table.char_ids[unique, : max(1, int(char_lengths.max(initial=1)))]
-    return {
-        "word_ids": torch.from_numpy(word_ids),
-        "form_index": torch.from_numpy(form_index),
-        "char_ids": torch.from_numpy(np.ascontiguousarray(char_ids)),
-        "char_lengths": torch.from_numpy(char_lengths),
-        "casing": torch.from_numpy(np.where(mask, table.casing_ids[forms], 0)),
-        "mask": torch.from_numpy(mask),
-        "tags": torch.from_numpy(tags),
-        "indices": torch.from_numpy(indices),
-    }
 
 
 class _BatchDataset(Dataset):
@@ -117,13 +42,15 @@ class _BatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return make_batch(
-            self.split,
-            self.table,
-            np.asarray(indices),
-            singleton_unk_prob=self.singleton_unk_prob,
-            seed=self.seed,
+    def __getitem__(self, indices: list[int]) -> dict:
+        return to_tensors(
+            make_batch(
+                self.split,
+                self.table,
+                np.asarray(indices),
+                singleton_unk_prob=self.singleton_unk_prob,
+                seed=self.seed,
+            )
         )
 
 

@@ -1,8 +1,9 @@
 """Fetch a registered data set's files, verified by sha256, with the standard library only.
 
-Every file is streamed to a uniquely named `.part` file next to its destination while it is
-hashed, checked against its registered size and sha256, and only then moved into place with
-`os.replace`, so a destination file is either absent or complete and verified. Any failure
+Every file is streamed to a uniquely named temporary file next to its destination while it is
+hashed, checked against its registered size and sha256, and only then moved into place
+(`nerlab.files.atomic_path`), so a destination file is either absent or complete and verified.
+Any failure
 (HTTP error, offline, timeout, dropped connection, checksum mismatch, Ctrl-C) removes the
 partial file and raises a one-line `DownloadError` naming the URL and what to do instead.
 """
@@ -13,7 +14,6 @@ import errno
 import hashlib
 import http.client
 import os
-import secrets
 import socket
 import sys
 import time
@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from nerlab.data.registry import DatasetSpec, FileSpec, get_dataset
 from nerlab.errors import DownloadError
+from nerlab.files import atomic_path
 
 _CHUNK_SIZE = 1 << 16
 _USER_AGENT = "nerlab-data/0.1 (+urllib)"
@@ -120,38 +121,25 @@ def _fetch(
     timeout: float,
     progress: bool,
 ) -> None:
-    """Stream `url` into a `.part` file beside `target`, verify it, move it into place."""
+    """Stream `url` into a temporary file beside `target`, verify it, move it into place."""
     try:
-        fd, part = _create_part_file(target)
-    except OSError as exc:
-        raise DownloadError(
-            f"cannot write a temporary file in {target.parent}: {_reason(exc)}"
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as out:
-            size, digest = _stream(url, out, target.name, timeout=timeout, progress=progress)
-            out.flush()
-            os.fsync(out.fileno())
-        _verify(url, target.name, size, digest, file_spec, spec)
-        os.replace(part, target)
+        with atomic_path(target) as part:
+            try:
+                out = part.open("xb")
+            except OSError as exc:
+                raise DownloadError(
+                    f"cannot write a temporary file in {target.parent}: {_reason(exc)}"
+                ) from exc
+            with out:
+                size, digest = _stream(url, out, target.name, timeout=timeout, progress=progress)
+                out.flush()
+                os.fsync(out.fileno())
+            _verify(url, target.name, size, digest, file_spec, spec)
     except BaseException as exc:
-        _remove(part)
         if isinstance(exc, DownloadError) or not isinstance(exc, Exception | KeyboardInterrupt):
             raise
         cause = exc.cause if isinstance(exc, _NetworkError) else exc
         raise _translate(exc, url, target, spec) from cause
-
-
-def _create_part_file(target: Path) -> tuple[int, Path]:
-    """Create a new, uniquely named `.part` file beside `target` (mode 0o666 less umask)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        part = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-        try:
-            return os.open(part, flags, 0o666), part
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(target.parent))
 
 
 def _stream(
@@ -279,13 +267,6 @@ def _reason(exc: object) -> str:
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        pass
 
 
 class _Progress:

@@ -275,3 +275,10 @@ def _is_allowed(scheme: str, p_from: str, t_from, p_to: str, t_to) -> bool:
     if p_to == "B":
         return p_from in ("B", "I") and t_from == t_to
     return False
+
+
+def ids_to_iob2(ids: Sequence[int], tags: Sequence[str]) -> list[str]:
+    """Tag ids of a model's scheme (``tags`` in id order) to IOB2 strings, read the way
+    conlleval reads them, so an ill-formed prediction scores as it would there."""
+    strings = [tags[i] for i in ids]
+    return from_spans(len(strings), conlleval_spans(strings), "iob2")

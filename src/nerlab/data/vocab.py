@@ -168,3 +168,27 @@ class TagVocab:
     @classmethod
     def from_json(cls, data: dict) -> TagVocab:
         return cls(tags=list(data["tags"]), scheme=data["scheme"])
+
+
+@dataclass
+class Vocabularies:
+    """The three vocabularies a model needs, saved together as JSON with the model."""
+
+    words: WordVocab
+    chars: CharVocab
+    tags: TagVocab
+
+    def to_json(self) -> dict:
+        return {
+            "words": self.words.to_json(),
+            "chars": self.chars.to_json(),
+            "tags": self.tags.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabularies:
+        return cls(
+            words=WordVocab.from_json(data["words"]),
+            chars=CharVocab.from_json(data["chars"]),
+            tags=TagVocab.from_json(data["tags"]),
+        )

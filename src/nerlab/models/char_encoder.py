@@ -12,7 +12,6 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from nerlab.data.vocab import PAD_ID
-from nerlab.errors import ConfigError
 
 
 class CharCNN(nn.Module):
@@ -27,11 +26,6 @@ class CharCNN(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if char_features_dims < 1 or character_embedding_dims < 1 or not kernel_sizes:
-            raise ConfigError(
-                f"char CNN needs positive sizes, found character_embedding_dims="
-                f"{character_embedding_dims}, char_features_dims={char_features_dims}"
-            )
         self.embedding = nn.Embedding(num_chars, character_embedding_dims, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(dropout)
         self.kernel_sizes = tuple(kernel_sizes)
@@ -64,11 +58,6 @@ class CharLSTM(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if char_features_lstm_dims < 1 or character_embedding_dims < 1:
-            raise ConfigError(
-                f"char LSTM needs positive sizes, found character_embedding_dims="
-                f"{character_embedding_dims}, char_features_lstm_dims={char_features_lstm_dims}"
-            )
         self.embedding = nn.Embedding(num_chars, character_embedding_dims, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(
@@ -85,23 +74,21 @@ class CharLSTM(nn.Module):
         return torch.cat([h[0], h[1]], dim=1)  # (U, 2H)
 
 
-def build_char_encoder(kind: str, num_chars: int, **kwargs) -> nn.Module | None:
-    """``cnn``, ``lstm`` or ``none`` (returns None)."""
-    if kind == "none":
-        return None
-    if kind == "cnn":
+CHAR_ENCODERS = ("cnn", "lstm", "none")
+
+
+def build_char_encoder(config) -> nn.Module | None:
+    """The char encoder a :class:`~nerlab.models.tagger.TaggerConfig` (already checked) names,
+    or None for ``char="none"``."""
+    if config.char == "cnn":
         return CharCNN(
-            num_chars,
-            kwargs["character_embedding_dims"],
-            kwargs["char_features_dims"],
-            tuple(kwargs.get("kernel_sizes", (3,))),
-            kwargs.get("dropout", 0.0),
+            config.num_chars,
+            config.character_embedding_dims,
+            config.char_features_dims,
+            tuple(config.char_kernel_sizes),
         )
-    if kind == "lstm":
+    if config.char == "lstm":
         return CharLSTM(
-            num_chars,
-            kwargs["character_embedding_dims"],
-            kwargs["char_features_lstm_dims"],
-            kwargs.get("dropout", 0.0),
+            config.num_chars, config.character_embedding_dims, config.char_features_lstm_dims
         )
-    raise ConfigError(f"model.char must be cnn, lstm or none, found {kind!r}")
+    return None

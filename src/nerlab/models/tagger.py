@@ -7,15 +7,17 @@ The network only wires parts; it knows nothing about Lightning, files or tag str
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
 
-from nerlab.crf import CRF
 from nerlab.data.encoding import CASINGS
+from nerlab.data.tag_schemes import allowed_transitions, canonical_scheme
 from nerlab.errors import ConfigError
-from nerlab.models.char_encoder import build_char_encoder
+from nerlab.models.char_encoder import CHAR_ENCODERS, build_char_encoder
+from nerlab.models.crf import CRF
 from nerlab.models.dropout import SequenceDropout
 from nerlab.models.embeddings import WordEmbedding
 from nerlab.models.encoder import BiLSTMEncoder
@@ -25,7 +27,8 @@ from nerlab.models.encoder import BiLSTMEncoder
 class TaggerConfig:
     """Every hyper-parameter needed to rebuild the network (saved in ``model_info.json``).
 
-    Names follow NLP Architect's NER example where it had one.
+    Names follow NLP Architect's NER example where it had one. This is the one place the
+    network's settings are checked: a wrong value fails here, naming the setting and the value.
     """
 
     num_words: int
@@ -58,6 +61,25 @@ class TaggerConfig:
                 raise ConfigError(f"model.{name} must be positive, found {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), found {self.dropout}")
+        if self.char not in CHAR_ENCODERS:
+            raise ConfigError(
+                f"model.char must be one of {', '.join(CHAR_ENCODERS)}, found {self.char!r}"
+            )
+        if self.char != "none":
+            sizes = {"character_embedding_dims": self.character_embedding_dims}
+            if self.char == "cnn":
+                sizes["char_features_dims"] = self.char_features_dims
+            else:
+                sizes["char_features_lstm_dims"] = self.char_features_lstm_dims
+            for name, value in sizes.items():
+                if value < 1:
+                    raise ConfigError(f"model.{name} must be positive, found {value}")
+        if self.char == "cnn" and (not self.char_kernel_sizes or min(self.char_kernel_sizes) < 1):
+            raise ConfigError(
+                f"model.char_kernel_sizes must be positive widths, found {self.char_kernel_sizes}"
+            )
+        if self.casing_dims < 0:
+            raise ConfigError(f"model.casing_dims must be >= 0, found {self.casing_dims}")
         self.char_kernel_sizes = list(self.char_kernel_sizes)
 
     def to_dict(self) -> dict:
@@ -83,14 +105,7 @@ class BiLSTMTagger(nn.Module):
         self.words = WordEmbedding(
             config.num_words, config.word_embedding_dims, freeze=config.freeze_embeddings
         )
-        self.chars = build_char_encoder(
-            config.char,
-            config.num_chars,
-            character_embedding_dims=config.character_embedding_dims,
-            char_features_dims=config.char_features_dims,
-            kernel_sizes=config.char_kernel_sizes,
-            char_features_lstm_dims=config.char_features_lstm_dims,
-        )
+        self.chars = build_char_encoder(config)
         input_dim = config.word_embedding_dims + (self.chars.output_dim if self.chars else 0)
         self.casing = None
         if config.casing_dims > 0:
@@ -143,3 +158,37 @@ class BiLSTMTagger(nn.Module):
         if self.crf is not None:
             return self.crf.marginals(emissions, mask)
         return emissions.float().softmax(-1)
+
+
+def check_settings(settings: Mapping) -> TaggerConfig:
+    """Check network settings before the data are read (sizes that come from the data, when
+    missing, stand in as 1), so a wrong value fails before any work."""
+    return TaggerConfig.from_dict({"num_words": 1, "num_chars": 1, "num_tags": 1, **settings})
+
+
+def build_tagger(
+    settings: TaggerConfig | Mapping,
+    tags: Sequence[str],
+    tag_scheme: str,
+    *,
+    constrain_transitions: bool = True,
+) -> BiLSTMTagger:
+    """The network for ``tags`` (strings of ``tag_scheme``, in id order): the one builder that
+    training and loading a saved model both use.
+
+    ``settings`` is a :class:`TaggerConfig` or its fields as a mapping (``num_tags`` may be
+    left out: it is ``len(tags)``). With ``constrain_transitions`` and a CRF, transitions the
+    scheme forbids (``O -> I-PER`` in IOBES) get a fixed penalty.
+    """
+    if isinstance(settings, TaggerConfig):
+        config = settings
+    else:
+        config = TaggerConfig.from_dict({"num_tags": len(tags), **settings})
+    if config.num_tags != len(tags):
+        raise ConfigError(f"model.num_tags is {config.num_tags} but there are {len(tags)} tags")
+    allowed = (
+        allowed_transitions(canonical_scheme(tag_scheme), list(tags))
+        if constrain_transitions and config.crf
+        else None
+    )
+    return BiLSTMTagger(config, allowed)

@@ -1,1 +1,0 @@
-"""The benchmark suite (`make bench`, ``python -m nerlab.bench``): see ``__main__.py``."""

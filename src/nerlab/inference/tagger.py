@@ -1,0 +1,156 @@
+"""Putting text through a trained model: :class:`Tagger`.
+
+``Tagger.load(model_dir)`` rebuilds the network from ``model_info.json`` and the safetensors
+weights (nothing is unpickled). ``tag`` takes token lists and returns IOB2 tags; ``predict``
+takes raw text, tokenizes it keeping character offsets, and returns entities with their span
+and a confidence from the CRF's marginals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from nerlab.data.batching import SortedBatchSampler, make_batch, to_tensors
+from nerlab.data.encoding import FormTable, encode_split
+from nerlab.data.tag_schemes import conlleval_spans, ids_to_iob2
+from nerlab.data.vocab import Vocabularies
+from nerlab.inference.model_dir import load_model
+from nerlab.inference.tokenizer import tokenize
+from nerlab.models.tagger import BiLSTMTagger
+
+
+def entities(
+    tags: Sequence[str],
+    tokens: Sequence[str],
+    *,
+    text: str | None = None,
+    offsets: Sequence[tuple[int, int]] | None = None,
+    confidence: np.ndarray | None = None,
+) -> list[dict]:
+    """The entities of one tagged sentence (IOB2 ``tags``), read as conlleval reads them.
+
+    With ``text`` and ``offsets`` (each token's ``(start, end)`` in ``text``) an entity is
+    ``{"text", "label", "start", "end"}`` in characters (``end`` exclusive); without them it is
+    ``{"text", "label", "first_token", "last_token"}`` (inclusive), its text the tokens joined
+    by spaces. ``confidence`` (one probability per token) adds the span's smallest.
+    """
+    out = []
+    for label, first, last in conlleval_spans(tags):
+        if offsets is not None and text is not None:
+            start, end = offsets[first][0], offsets[last][1]
+            entity = {"text": text[start:end], "label": label, "start": start, "end": end}
+        else:
+            entity = {
+                "text": " ".join(tokens[first : last + 1]),
+                "label": label,
+                "first_token": first,
+                "last_token": last,
+            }
+        if confidence is not None:
+            entity["confidence"] = float(confidence[first : last + 1].min())
+        out.append(entity)
+    return out
+
+
+class Tagger:
+    """A trained model ready to tag text, on CPU or GPU, in length-sorted batches."""
+
+    def __init__(
+        self,
+        net: BiLSTMTagger,
+        vocabs: Vocabularies,
+        info: dict[str, Any],
+        *,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.vocabs = vocabs
+        self.info = info
+        self.batch_size = batch_size
+        self.word_length = (info.get("data") or {}).get("word_length")
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | os.PathLike | None = None,
+        *,
+        model_path: str | os.PathLike | None = None,
+        model_info_path: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+    ) -> Tagger:
+        net, vocabs, info = load_model(
+            model_dir, model_path=model_path, model_info_path=model_info_path
+        )
+        return cls(net, vocabs, info, device=device, batch_size=batch_size)
+
+    @property
+    def entity_types(self) -> list[str]:
+        return list(self.info.get("entity_types") or self.vocabs.tags.types)
+
+    @torch.inference_mode()
+    def _run(
+        self, token_lists: Sequence[Sequence[str]], with_confidence: bool = False
+    ) -> tuple[list[list[str]], list[np.ndarray | None]]:
+        """IOB2 tags (and the marginal of each chosen tag) for each token list, in input order."""
+        tags: list[list[str]] = [[] for _ in token_lists]
+        confidence: list[np.ndarray | None] = [None] * len(token_lists)
+        if not token_lists:
+            return tags, confidence
+        table = FormTable(self.vocabs.words, self.vocabs.chars, self.word_length)
+        split = encode_split([(list(t), ()) for t in token_lists], table, None)
+        table.freeze()
+        non_empty = np.flatnonzero(split.lengths > 0)
+        names = self.vocabs.tags.tags
+        for positions in SortedBatchSampler(split.lengths[non_empty], self.batch_size):
+            indices = non_empty[np.asarray(positions)]
+            batch = to_tensors(make_batch(split, table, indices), self.device)
+            mask = batch["mask"]
+            emissions = self.net(batch)
+            ids = self.net.decode(emissions, mask)
+            chosen = None
+            if with_confidence:
+                marginals = self.net.marginals(emissions, mask)  # (B, L, K)
+                chosen = marginals.gather(-1, ids.unsqueeze(-1)).squeeze(-1).float().cpu().numpy()
+            id_rows = ids.tolist()
+            for row, idx in enumerate(indices.tolist()):
+                n = int(split.lengths[idx])
+                tags[idx] = ids_to_iob2(id_rows[row][:n], names)
+                if chosen is not None:
+                    confidence[idx] = chosen[row, :n]
+        return tags, confidence
+
+    def tag(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
+        """IOB2 tags for each list of tokens: ``[["John", "lives"]] -> [["B-PER", "O"]]``."""
+        return self._run(token_lists)[0]
+
+    def predict(self, texts: str | Sequence[str]) -> list[dict] | list[list[dict]]:
+        """Entities of a text (or of each text of a list).
+
+        Each entity is ``{"text", "label", "start", "end", "confidence"}`` with character
+        offsets into the input (``end`` exclusive). The confidence is the smallest CRF
+        marginal probability of the span's tags (an upper bound on the probability that the
+        model labels exactly this span).
+        """
+        single = isinstance(texts, str)
+        batch = [texts] if single else list(texts)
+        tokenized = [tokenize(t) for t in batch]
+        tags, confidence = self._run([[tok for tok, _, _ in toks] for toks in tokenized], True)
+        results = [
+            entities(
+                seq,
+                [tok for tok, _, _ in toks],
+                text=text,
+                offsets=[(start, end) for _, start, end in toks],
+                confidence=conf,
+            )
+            for text, toks, seq, conf in zip(batch, tokenized, tags, confidence, strict=True)
+        ]
+        return results[0] if single else results

@@ -1,0 +1,80 @@
+"""The training configuration: composing ``conf/`` outside ``@hydra.main``, and reading it.
+
+Tests, notebooks and the benchmarks compose the same config ``make train`` uses through
+:func:`compose`; the command line goes through Hydra's own ``@hydra.main``
+(``nerlab.cli.train``). Both accept the older ``mlflow.<key>=`` spelling of the MLflow settings
+(:func:`upgrade_overrides`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from nerlab.files import CONF_DIR
+
+#: keys of ``conf/model/*.yaml`` that are not network hyper-parameters (they say how to build
+#: the vocabulary and initialise the embeddings, and which transitions to forbid)
+NON_NETWORK_KEYS = ("embeddings", "embeddings_extend_vocab", "constrain_transitions")
+
+
+def upgrade_overrides(overrides: Sequence[str]) -> list[str]:
+    """``mlflow.tracking_uri=X`` -> ``logger.mlflow.tracking_uri=X`` (also with ``+``/``++``/``~``):
+    the MLflow settings moved into the ``logger`` group; the old spelling keeps working."""
+    out = []
+    for item in overrides:
+        prefix = item[: len(item) - len(item.lstrip("+~"))]
+        rest = item[len(prefix) :]
+        if rest.startswith("mlflow."):
+            item = f"{prefix}logger.{rest}"
+        out.append(item)
+    return out
+
+
+def compose(
+    overrides: Sequence[str] = (),
+    *,
+    config_name: str = "train",
+    output_dir: str | None = None,
+) -> DictConfig:
+    """``conf/<config_name>.yaml`` with ``overrides``, as ``@hydra.main`` would hand it to a run.
+
+    Hydra's own settings are resolved and registered (so ``${hydra:...}`` interpolations work)
+    and then dropped, as ``@hydra.main`` does; ``output_dir`` stands in for Hydra's run
+    directory (``paths.output_dir``).
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(
+            config_name, overrides=upgrade_overrides(overrides), return_hydra_config=True
+        )
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        if output_dir is not None and "paths" in cfg:
+            cfg.paths.output_dir = str(output_dir)
+        del cfg["hydra"]
+    return cfg
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are kept as values."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def model_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The network hyper-parameters of ``cfg.model`` (what :class:`TaggerConfig` takes, less the
+    sizes that come from the data)."""
+    settings = OmegaConf.to_container(cfg.model, resolve=True)
+    for key in NON_NETWORK_KEYS:
+        settings.pop(key, None)
+    return settings

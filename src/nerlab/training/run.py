@@ -1,0 +1,188 @@
+"""One training run: seed -> data -> model -> callbacks and loggers -> Trainer -> fit -> test
+with the best checkpoint -> save the model directory -> log it. Returns the run's summary
+(``run_id``, ``model_dir``, ``val_f1``, ``test_f1``, ...), whose ``val_f1`` sweeps optimise.
+
+The command line (``nerlab-train``, ``make train``) is ``nerlab.cli.train``; tests and notebooks
+call :func:`train` with a config from :func:`nerlab.training.config.compose`.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from nerlab.data.datamodule import NERDataModule
+from nerlab.data.vectors import PretrainedVectors, load_pretrained
+from nerlab.errors import ConfigError
+from nerlab.files import write_atomic
+from nerlab.inference.model_dir import build_info, save_model
+from nerlab.models.tagger import check_settings
+from nerlab.training.checkpoint_io import AtomicCheckpointIO
+from nerlab.training.config import flatten, model_settings
+from nerlab.training.metrics import MONITOR, classification_report
+from nerlab.training.module import NERModule
+from nerlab.training.tracking import MLflowLogger, log_run_artifacts
+
+RUN_ID_FILE = "mlflow_run_id.txt"
+
+# Lightning 2.6 warns on every run about its own use of a torch API that torch 2.13 deprecates;
+# nothing a user can act on
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def build_data_and_model(
+    cfg: DictConfig, *, load_vectors: bool = True
+) -> tuple[NERDataModule, NERModule, PretrainedVectors | None]:
+    """Pretrained vectors -> DataModule (set up) -> NERModule with the data's sizes.
+
+    ``load_vectors=False`` keeps random embeddings (the vocabulary then lacks the validation and
+    test words that ``model.embeddings_extend_vocab`` adds).
+    """
+    vectors = (
+        load_pretrained(cfg.model.embeddings) if load_vectors and cfg.model.embeddings else None
+    )
+    extend = vectors is not None and cfg.model.embeddings_extend_vocab
+    datamodule = instantiate(cfg.data, extra_words=vectors.__contains__ if extend else None)
+    datamodule.setup("fit")
+    vocabs = datamodule.vocabs
+    module = NERModule(
+        model={
+            **model_settings(cfg),
+            "num_words": len(vocabs.words),
+            "num_chars": len(vocabs.chars),
+        },
+        tags=vocabs.tags.tags,
+        tag_scheme=vocabs.tags.scheme,
+        entity_types=datamodule.entity_types,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        constrain_transitions=cfg.model.constrain_transitions,
+    )
+    if vectors is not None:
+        module.net.words.load_pretrained(vocabs.words, vectors)
+    return datamodule, module, vectors
+
+
+def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, str | None]:
+    """``ckpt_path`` as a checkpoint file and the MLflow run it belongs to (or ``None``s).
+
+    ``last`` means the ``last.ckpt`` of the most recent run under ``paths.log_dir``.
+    """
+    if not cfg.ckpt_path:
+        return None, None
+    if cfg.ckpt_path == "last":
+        candidates = sorted(
+            Path(cfg.paths.log_dir).glob(f"{cfg.task_name}/runs/*/checkpoints/last.ckpt"),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if not candidates:
+            raise ConfigError(
+                f"ckpt_path=last: no last.ckpt under {cfg.paths.log_dir}/{cfg.task_name}/runs"
+            )
+        path = candidates[-1]
+    else:
+        path = Path(cfg.ckpt_path)
+        if not path.exists():
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
+    run_file = path.parent.parent / RUN_ID_FILE  # beside checkpoints/, in the run directory
+    run_id = run_file.read_text().strip() if run_file.exists() else None
+    return str(path), run_id
+
+
+def _loggers(cfg: DictConfig, resume_run_id: str | None) -> list:
+    """``cfg.logger``'s entries; an MLflow logger continues the resumed run."""
+    loggers = []
+    for block in (cfg.get("logger") or {}).values():
+        if block is None or "_target_" not in block:
+            continue
+        extra = {"run_id": resume_run_id} if "run_id" in block and resume_run_id else {}
+        loggers.append(instantiate(block, **extra))
+    return loggers
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train, select on validation, test, save, log. Returns the summary printed as JSON."""
+    if cfg.monitor != MONITOR:
+        raise ConfigError(
+            f"monitor must be {MONITOR!r} (the metric the model logs), found {cfg.monitor!r}"
+        )
+    check_settings(model_settings(cfg))
+    L.seed_everything(cfg.seed, workers=True)
+    ckpt_path, resume_run_id = resolve_checkpoint(cfg)
+    datamodule, module, _ = build_data_and_model(cfg)
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    loggers = _loggers(cfg, resume_run_id)
+    mlflow_logger = next((lg for lg in loggers if isinstance(lg, MLflowLogger)), None)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+    if mlflow_logger is not None and resume_run_id is None:  # a resumed run keeps its params
+        params = flatten(OmegaConf.to_container(cfg, resolve=True))
+        params.update({f"data_stats.{k}": v for k, v in datamodule.stats.items()})
+        mlflow_logger.log_hyperparams(params)
+    if mlflow_logger is not None and checkpoint is not None and trainer.is_global_zero:
+        write_atomic(Path(checkpoint.dirpath).parent / RUN_ID_FILE, mlflow_logger.run_id)
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        val_f1 = float(checkpoint.best_model_score)
+    else:
+        val_f1 = float(trainer.callback_metrics.get(MONITOR, float("nan")))
+    test_scores = None
+    if cfg.test and datamodule.splits.get("test") is not None:
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None)
+        test_scores = module.last_scores["test"]
+    elif best_path:  # keep the selected weights for saving
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+
+    summary: dict[str, Any] = {
+        "run_id": mlflow_logger.run_id if mlflow_logger is not None else None,
+        "model_dir": None,
+        "val_f1": val_f1,
+        "test_f1": test_scores["f1"] if test_scores else None,
+        "test_precision": test_scores["precision"] if test_scores else None,
+        "test_recall": test_scores["recall"] if test_scores else None,
+        "epochs": trainer.current_epoch,
+        "best_checkpoint": best_path or None,
+    }
+    if not trainer.is_global_zero:
+        return summary
+
+    info = build_info(
+        module.net,
+        datamodule.vocabs,
+        entity_types=datamodule.entity_types,
+        constrain_transitions=bool(cfg.model.constrain_transitions),
+        data={"tag_column": cfg.data.tag_column, "word_length": cfg.data.word_length},
+        extra={
+            "scores": {"val_f1": val_f1, "test": test_scores},
+            "mlflow_run_id": summary["run_id"],
+        },
+    )
+    _, info_file = save_model(
+        cfg.model_dir,
+        module.net,
+        info,
+        model_path=cfg.model_path,
+        model_info_path=cfg.model_info_path,
+    )
+    summary["model_dir"] = str(info_file.parent.resolve())
+    report = classification_report(test_scores) if test_scores else None
+    if mlflow_logger is not None:
+        log_run_artifacts(cfg, mlflow_logger, summary, test_scores, report, info_file.parent)
+    if report:
+        print(report, file=sys.stderr)
+    return summary
