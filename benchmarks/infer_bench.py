@@ -34,6 +34,8 @@ def run(built, *, repeats: int = 3, max_sentences: int | None = None) -> dict:
 
     datamodule = built.datamodule
     net = built.module.net.eval()
+    if net.crf is not None:  # decode as nerlab.Tagger does by default
+        net.crf.backend = "torch"
     split = datamodule.splits["test"]
 
     _tag_batches(net, datamodule.test_dataloader())

@@ -1,4 +1,4 @@
-"""Optimizer step: `nerlab.optim.FusedNAdam` against `torch.optim.NAdam` (foreach).
+"""Optimizer step: `nerlab.training.optim.FusedNAdam` against `torch.optim.NAdam` (foreach).
 
 Both step the default model's own trainable parameters (shapes as ``make train`` builds them
 on the data, the word embedding first among them) with fixed random gradients, on the same

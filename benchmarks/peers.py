@@ -83,6 +83,25 @@ def peer_has(module: str) -> tuple[bool, str]:
     return found, "" if found else f"peer not installed ({module} is not in .venv-peers)"
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``getrusage().ru_maxrss``: Linux carries the parent's high-water mark over ``fork`` +
+    ``exec`` into it, so a child of the bench (which has trained a model by then) would report
+    the bench's own peak, not its own.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def print_result(result: dict, json_only: bool) -> None:
     """A child measurement's output: a readable listing unless ``--json``, then the JSON line
     the parent reads (always last)."""

@@ -5,7 +5,7 @@ saved model directory with :class:`nerlab.Tagger` (what a user ships), tags the 
 sentence, then every sentence in batches, and reports ``cold_start_s`` (from ``T``, the parent's
 ``time.time()`` just before it started this process, to the first sentence's tags: interpreter
 start, imports, loading and the first call's compilation together), ``peak_rss_mb``
-(``ru_maxrss`` of this process: Python, torch, the model and the tagged data together), the
+(``VmHWM`` of this process: Python, torch, the model and the tagged data together), the
 tokens tagged and the seconds it took, and which training-stack modules were imported (none
 should be).
 """
@@ -13,11 +13,10 @@ should be).
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 
-from benchmarks.peers import print_result
+from benchmarks.peers import peak_rss_mb, print_result
 
 TRAINING_STACK = ("lightning", "torchmetrics", "hydra", "mlflow")
 
@@ -32,7 +31,7 @@ def measure(
 
     if threads:
         torch.set_num_threads(threads)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = peak_rss_mb()
     tagger = Tagger.load(model_dir)
     sentences = [s.tokens for s in read_conll(file)]
     tagger.tag(sentences[:1])
@@ -42,7 +41,7 @@ def measure(
     seconds = time.perf_counter() - start
     return {
         "cold_start_s": cold_start,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "rss_before_load_mb": before,
         "sentences": len(sentences),
         "tokens": sum(len(t) for t in tags),

@@ -8,19 +8,18 @@ through ``lightning.Trainer.fit`` with no validation, logger or checkpoint. Befo
 step of a scratch optimizer loads the NAdam kernel, so the figure is the steady state.
 
 Reports ``fit_seconds`` (the whole ``fit`` call), ``epoch_seconds`` (first batch to epoch
-end), sentences and tokens per second of ``fit``, and ``peak_rss_mb`` (``ru_maxrss``).
+end), sentences and tokens per second of ``fit``, and ``peak_rss_mb`` (``VmHWM``).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 
 import lightning as L
 
-from benchmarks.peers import print_result
+from benchmarks.peers import peak_rss_mb, print_result
 
 QUICK_BATCHES = 50
 
@@ -110,8 +109,8 @@ def measure(data_dir: str, *, quick: bool = False, threads: int | None = None) -
         "epoch_sentences_per_s": counter.sentences / max(epoch_seconds, 1e-9),
         "batch_size": int(cfg.data.batch_size),
         "precision": str(cfg.trainer.precision),
-        "optimizer": str(cfg.optimizer.name),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "optimizer": str(cfg.optimizer._target_),
+        "peak_rss_mb": peak_rss_mb(),
         "torch_threads": torch.get_num_threads(),
         "quick": quick,
     }

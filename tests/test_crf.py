@@ -472,3 +472,15 @@ def test_torchscript_viterbi_and_log_partition_agree_with_crf():
     lengths = mask.sum(1).numpy()
     expected = numba_log_partition(emissions, lengths, trans.detach(), start.detach(), end.detach())
     torch.testing.assert_close(logz, expected, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_marginals_under_inference_mode_match_those_outside(backend):
+    crf = CRF(5, backend=backend)
+    emissions = torch.randn(3, 6, 5)
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], dtype=torch.bool)
+    expected = crf.marginals(emissions, mask)
+    with torch.inference_mode():
+        got = crf.marginals(emissions, mask)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got.sum(-1)[mask], torch.ones(int(mask.sum())))

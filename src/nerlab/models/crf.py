@@ -23,18 +23,28 @@ is END (AllenNLP's convention).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
-try:  # numba is a hard dependency of the project, but keep the torch backend importable alone.
-    from nerlab.models import crf_kernels as _kernels
+# numba is a dependency of the project, but its kernels are compiled code that costs about
+# 120 MB of memory once imported: they are imported on first use of the numba backend, so a
+# process that only decodes with the torch backend (a served tagger) never loads them.
+NUMBA_AVAILABLE = importlib.util.find_spec("numba") is not None
 
-    NUMBA_AVAILABLE = True
-except ImportError:  # pragma: no cover - exercised only without numba
-    _kernels = None
-    NUMBA_AVAILABLE = False
+
+class _LazyKernels:
+    """``nerlab.models.crf_kernels``, imported on first attribute access."""
+
+    def __getattr__(self, name: str):
+        from nerlab.models import crf_kernels
+
+        return getattr(crf_kernels, name)
+
+
+_kernels = _LazyKernels()
 
 __all__ = [
     "CRF",
@@ -68,6 +78,32 @@ def log_partition_torch(
         nxt = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]
         alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
     return torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
+
+
+def marginals_torch(
+    emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor
+) -> Tensor:
+    """Posterior marginals ``(B, L, K)`` by the forward-backward algorithm in log space.
+
+    No autograd (so it also runs under ``torch.inference_mode``); values at padded positions
+    are meaningless. ``mask`` ``(B, L)`` bool and left-aligned.
+    """
+    seq_len = emissions.size(1)
+    trans = transitions.unsqueeze(0)  # (1, K, K)
+    alphas = [start.unsqueeze(0) + emissions[:, 0]]  # (B, K) each
+    for t in range(1, seq_len):
+        nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + trans, dim=1) + emissions[:, t]
+        alphas.append(torch.where(mask[:, t].unsqueeze(1), nxt, alphas[-1]))
+    end_b = end.unsqueeze(0).expand_as(alphas[0])  # (B, K)
+    betas = [end_b]  # beta of the last position; a sentence's last word also gets `end`
+    for t in range(seq_len - 2, -1, -1):
+        ahead = (emissions[:, t + 1] + betas[-1]).unsqueeze(1)  # (B, 1, K)
+        nxt = torch.logsumexp(trans + ahead, dim=2)  # (B, K)
+        betas.append(torch.where(mask[:, t + 1].unsqueeze(1), nxt, end_b))
+    alpha = torch.stack(alphas, dim=1)  # (B, L, K)
+    beta = torch.stack(betas[::-1], dim=1)  # (B, L, K)
+    logz = torch.logsumexp(alpha[:, 0] + beta[:, 0], dim=1)  # (B,)
+    return (alpha + beta - logz[:, None, None]).exp()
 
 
 def viterbi_decode_torch(
@@ -156,7 +192,7 @@ def numba_log_partition(
     """Differentiable ``log Z`` ``(B,)`` on the numba backend (CPU tensors of one float dtype,
     ``emissions`` contiguous, ``lengths`` an int64 NumPy array). ``force_log_space`` skips the
     scaled kernel and runs its log-space fallback for every sentence; ``parallel`` picks the
-    kernel driver (see :func:`nerlab.crf_kernels.forward_backward`)."""
+    kernel driver (see :func:`nerlab.models.crf_kernels.forward_backward`)."""
     if torch.is_grad_enabled() and (
         emissions.requires_grad
         or transitions.requires_grad
@@ -228,7 +264,7 @@ class CRF(nn.Module):
         self.register_buffer("transition_constraints", constraints)
         self._refresh_constrained()
         #: numba backend: True/False forces the prange/serial kernels, None (default) follows
-        #: ``NERLAB_CRF_PARALLEL`` (off unless set to 1; see :mod:`nerlab.crf_kernels`).
+        #: ``NERLAB_CRF_PARALLEL`` (off unless set to 1; see :mod:`nerlab.models.crf_kernels`).
         self.parallel: bool | None = None
         #: Testing hook: run the numba normaliser's log-space fallback for every sentence.
         self._force_log_space = False
@@ -316,11 +352,7 @@ class CRF(nn.Module):
                     self.parallel,
                 )
                 return torch.from_numpy(marg)
-        # Torch backend: the marginals are the gradient of log Z with respect to the emissions.
-        with torch.enable_grad(), torch.autocast(emissions.device.type, enabled=False):
-            leaf = emissions.detach().requires_grad_(True)
-            logz = log_partition_torch(leaf, mask, transitions, start, end)
-            (marg,) = torch.autograd.grad(logz.sum(), leaf)
+            marg = marginals_torch(emissions, mask, transitions, start, end)
         return marg.masked_fill(~mask.unsqueeze(2), 0.0)
 
     # ------------------------------------------------------------------ the maths
