@@ -124,7 +124,9 @@ def test_predict_text_to_jsonl_and_conll_to_conll(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 3 and records[1] == {"text": "", "entities": []}
-    assert {"text": "Paris", "label": "LOC", "start": 13, "end": 18} in records[0]["entities"]
+    paris = [e for e in records[0]["entities"] if e["text"] == "Paris"]
+    assert len(paris) == 1 and 0.0 < paris[0].pop("confidence") <= 1.0
+    assert paris[0] == {"text": "Paris", "label": "LOC", "start": 13, "end": 18}
     conll_in = tmp_path / "in.conll"
     conll_in.write_text("Mary NN O\nvisited VB O\nParis NN O\n\nJohn NN O\n")
     conll_out = tmp_path / "out.conll"

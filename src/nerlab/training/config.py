@@ -8,12 +8,13 @@ Tests, notebooks and the benchmarks compose the same config ``make train`` uses 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nerlab.files import CONF_DIR
+from nerlab.files import CONF_DIR, REPO_ROOT
 
 #: keys of ``conf/model/*.yaml`` that are not network hyper-parameters (they say how to build
 #: the vocabulary and initialise the embeddings, and which transitions to forbid)
@@ -43,16 +44,21 @@ def compose(
 
     Hydra's own settings are resolved and registered (so ``${hydra:...}`` interpolations work)
     and then dropped, as ``@hydra.main`` does; ``output_dir`` stands in for Hydra's run
-    directory (``paths.output_dir``).
+    directory (``paths.output_dir``). ``paths.root_dir`` (where ``mlruns.db`` and ``outputs/``
+    are) is the repository, whatever the working directory, unless an override or
+    ``NERLAB_ROOT`` says otherwise.
     """
+    overrides = upgrade_overrides(overrides)
+    if "NERLAB_ROOT" not in os.environ and not any(
+        o.lstrip("+").startswith("paths.root_dir=") for o in overrides
+    ):
+        overrides.insert(0, f"paths.root_dir={REPO_ROOT}")
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(
-            config_name, overrides=upgrade_overrides(overrides), return_hydra_config=True
-        )
+        cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         if output_dir is not None and "paths" in cfg:

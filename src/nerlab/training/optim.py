@@ -95,7 +95,7 @@ class FusedNAdam(torch.optim.Optimizer):
             psi, decoupled = group["momentum_decay"], group["decoupled_weight_decay"]
             one_minus_beta1, beta2_32 = np.float32(1.0 - beta1), np.float32(beta2)
             eps32, wd32 = np.float32(eps), np.float32(0.0 if decoupled else wd)
-            fast = []
+            fast, slow = [], []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -105,10 +105,9 @@ class FusedNAdam(torch.optim.Optimizer):
                     state["mu_product"] = torch.tensor(1.0)
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if _kernel_ok(p):
-                    fast.append((p, state))
-                else:
-                    self._fallback(p, state, group)
+                (fast if _kernel_ok(p) else slow).append((p, state))
+            if slow:
+                self._fallback(slow, group)
             if not fast:
                 continue
             # one scalar update for all step counters; the schedule is computed once per
@@ -142,17 +141,20 @@ class FusedNAdam(torch.optim.Optimizer):
         return loss
 
     @staticmethod
-    def _fallback(p: torch.Tensor, state: dict, group: dict) -> None:
+    def _fallback(tensors: list[tuple[torch.Tensor, dict]], group: dict) -> None:
+        """torch's own NAdam update for the tensors the kernel cannot take, in one call (its
+        ``foreach`` implementation where torch has one for them, e.g. on a GPU)."""
         from torch.optim.nadam import nadam
 
+        sparse = any(p.grad.is_sparse for p, _ in tensors)
         nadam(
-            [p],
-            [p.grad],
-            [state["exp_avg"]],
-            [state["exp_avg_sq"]],
-            [state["mu_product"]],
-            [state["step"]],
-            foreach=False,
+            [p for p, _ in tensors],
+            [p.grad for p, _ in tensors],
+            [s["exp_avg"] for _, s in tensors],
+            [s["exp_avg_sq"] for _, s in tensors],
+            [s["mu_product"] for _, s in tensors],
+            [s["step"] for _, s in tensors],
+            foreach=False if sparse else None,
             beta1=group["betas"][0],
             beta2=group["betas"][1],
             lr=group["lr"],
