@@ -124,6 +124,10 @@ def infer_on_gpu(model_dir: str, data_dir: str, repeats: int = 3) -> dict:
         "predict_texts": len(texts),
         "predict_entities": len(confidences),
         "predict_confidence_in_0_1": all(0.0 <= c <= 1.0 for c in confidences),
+        "predict_confidence_range": [
+            min(confidences, default=None),
+            max(confidences, default=None),
+        ],
     }
 
 

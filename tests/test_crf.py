@@ -484,3 +484,12 @@ def test_marginals_under_inference_mode_match_those_outside(backend):
         got = crf.marginals(emissions, mask)
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(got.sum(-1)[mask], torch.ones(int(mask.sum())))
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_marginals_stay_probabilities_when_the_model_is_certain(backend):
+    crf = CRF(5, backend=backend)
+    emissions = torch.randn(4, 30, 5, generator=torch.Generator().manual_seed(3)) * 40
+    with torch.inference_mode():
+        marg = crf.marginals(emissions, torch.ones(4, 30, dtype=torch.bool))
+    assert float(marg.min()) >= 0.0 and float(marg.max()) <= 1.0
