@@ -53,10 +53,11 @@ interactive: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python -m benchmarks.gpu_check $(OVERRIDES)
 
-# MLflow's scoring server for a run's pyfunc model: make serve run_id=<id> [port=5001]
+# MLflow's scoring server for a run's pyfunc model: make serve run_id=<id> [port=5001]. MLflow
+# starts uvicorn from PATH: the project's environment goes first, so no activation is needed.
 serve: $(STAMP)
 	@test -n "$(run_id)" || { echo "make serve: give run_id=<MLflow run id>" >&2; exit 2; }
-	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns.db $(BIN)/mlflow models serve \
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns.db $(BIN)/mlflow models serve \
 		-m runs:/$(run_id)/model --env-manager local -h 127.0.0.1 -p $(or $(port),5001)
 
 ui: $(STAMP)

@@ -39,22 +39,10 @@ DEFAULT_CONLL_TRAIN = "/work/shared/data/conll2003/train.txt"
 
 
 def read_conll_lengths(path: str) -> list[int]:
-    """Sentence lengths of a CoNLL file: sentences are separated by blank lines and
-    ``-DOCSTART-`` lines are skipped."""
-    lengths: list[int] = []
-    current = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                if current:
-                    lengths.append(current)
-                current = 0
-            elif not line.startswith("-DOCSTART-"):
-                current += 1
-    if current:
-        lengths.append(current)
-    return lengths
+    """Sentence lengths of a CoNLL file (read as training reads it; tags are not needed)."""
+    from nerlab.data.conll import iter_conll
+
+    return [len(s.tokens) for s in iter_conll(path, labelled=False)]
 
 
 def _make_batches(

@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from nerlab.files import REPO_ROOT as ROOT
+
 DEFAULTS = {
     "data_dir": str(ROOT.parent / "shared" / "data" / "conll2003"),
     "out": str(ROOT / "bench_results" / "gpu-check.json"),

@@ -11,7 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from nerlab.files import REPO_ROOT as ROOT
+
 SRC = ROOT / "src"
 PEERS_VENV = ROOT / ".venv-peers"
 
