@@ -369,15 +369,20 @@ class CRF(nn.Module):
         end: Tensor,
     ) -> Tensor:
         """Score of the gold path, ``(B,)``: start + emissions + transitions + end, all by
-        gathers (no loop over time)."""
+        gathers (no loop over time).
+
+        The lookups are ``index_select``s, not advanced indexing, whose backward (``index_put_``
+        with accumulate) adds in thread order on the CPU: same inputs, different gradients.
+        """
         maskf = mask.to(emissions.dtype)  # (B, L)
         emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, L)
-        score = start[tags[:, 0]] + (emit * maskf).sum(1)
+        score = start.index_select(0, tags[:, 0]) + (emit * maskf).sum(1)
         if tags.size(1) > 1:
-            trans = transitions[tags[:, :-1], tags[:, 1:]]  # (B, L - 1)
+            pairs = tags[:, :-1] * self.num_tags + tags[:, 1:]  # (B, L - 1): flat (i, j)
+            trans = transitions.reshape(-1).index_select(0, pairs.reshape(-1)).view_as(pairs)
             score = score + (trans * maskf[:, 1:]).sum(1)
         last_tags = tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)  # (B,)
-        return score + end[last_tags]
+        return score + end.index_select(0, last_tags)
 
     def _normalizer(
         self,

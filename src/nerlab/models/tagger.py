@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nerlab.data.encoding import CASINGS
@@ -126,7 +127,10 @@ class BiLSTMTagger(nn.Module):
         parts = [self.words(batch["word_ids"])]  # (B, L, D_w)
         if self.chars is not None:
             per_form = self.chars(batch["char_ids"], batch["char_lengths"])  # (U, D_c)
-            parts.append(per_form[batch["form_index"]])  # (B, L, D_c)
+            # an embedding lookup, not per_form[form_index]: the backward of advanced indexing
+            # (index_put_ with accumulate) adds in thread order on the CPU, which made two runs
+            # with the same seed differ; the embedding's backward adds in a fixed order
+            parts.append(F.embedding(batch["form_index"], per_form))  # (B, L, D_c)
         if self.casing is not None:
             parts.append(self.casing(batch["casing"]))
         return torch.cat(parts, dim=-1)

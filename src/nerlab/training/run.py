@@ -8,6 +8,7 @@ call :func:`train` with a config from :func:`nerlab.training.config.compose`.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -115,6 +116,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"monitor must be {MONITOR!r} (the metric the model logs), found {cfg.monitor!r}"
         )
     check_settings(model_settings(cfg))
+    if cfg.trainer.get("deterministic"):
+        # cuBLAS needs a fixed workspace to be deterministic (PyTorch's reproducibility notes)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     L.seed_everything(cfg.seed, workers=True)
     ckpt_path, resume_run_id = resolve_checkpoint(cfg)
     datamodule, module, _ = build_data_and_model(cfg)
