@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: gpu-check serve install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -59,6 +59,16 @@ serve: $(STAMP)
 	@test -n "$(run_id)" || { echo "make serve: give run_id=<MLflow run id>" >&2; exit 2; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns.db $(BIN)/mlflow models serve \
 		-m runs:/$(run_id)/model --env-manager local -h 127.0.0.1 -p $(or $(port),5001)
+
+# A shared MLflow tracking server: make tracking-server [port=5000] [host=127.0.0.1]
+# [backend=sqlite:///$(CURDIR)/mlruns.db | postgresql://user:pass@db/mlflow] [artifacts=DIR].
+# Runs reach it with `mlflow.tracking_uri=http://HOST:PORT`; it stores their artifacts (models
+# included) under `artifacts`, served to every client through the server itself.
+tracking-server: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow server \
+		--backend-store-uri $(or $(backend),sqlite:///$(CURDIR)/mlruns.db) \
+		--artifacts-destination $(or $(artifacts),$(CURDIR)/mlartifacts) \
+		--host $(or $(host),127.0.0.1) --port $(or $(port),5000) --workers $(or $(workers),2)
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000

@@ -50,6 +50,47 @@ def sweep_tags() -> dict[str, str]:
     return {"sweep_id": str(hydra_cfg.sweep.dir), "sweep_job": str(hydra_cfg.job.num)}
 
 
+def prepare_sqlite_store(uri: str) -> None:
+    """Make a SQLite store safe for several runs at once (a sweep's parallel jobs, two
+    ``make train`` side by side): its tables are created (or migrated) by one process at a time,
+    under a lock file beside it, and it is switched to write-ahead logging, where readers never
+    block the writer and a writer waits for another instead of failing at once."""
+    import fcntl
+    import sqlite3
+
+    path = Path(uri[len("sqlite:///") :])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            connection = sqlite3.connect(path, timeout=60)
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+            finally:
+                connection.close()
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(uri).search_experiments(max_results=1)  # creates or migrates the tables
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_experiment(uri: str, name: str, artifact_location: str | None) -> None:
+    """Create experiment ``name`` unless it exists. Runs started together all see it missing and
+    all try; the ones that lose the race find it made and go on."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    if client.get_experiment_by_name(name) is not None:
+        return
+    try:
+        client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS" and "UNIQUE constraint" not in str(err):
+            raise
+
+
 class MLflowLogger(MLFlowLogger):
     """Lightning's MLflow logger on one fixed store, naming and tagging runs for comparison.
 
@@ -73,17 +114,24 @@ class MLflowLogger(MLFlowLogger):
         registered_model_name: str = "nerlab-ner",
         **kwargs: Any,
     ) -> None:
+        store = absolute_store(tracking_uri)
+        if store.startswith("sqlite:///"):
+            prepare_sqlite_store(store)
+        if store.startswith(("http://", "https://")):
+            artifact_location = None  # a tracking server keeps the artifacts where it says
         super().__init__(
             experiment_name=experiment_name,
             run_name=run_name or " ".join([experiment_name, *_overrides()])[:250],
-            tracking_uri=absolute_store(tracking_uri),
+            tracking_uri=store,
             artifact_location=str(Path(artifact_location).resolve()) if artifact_location else None,
             run_id=run_id,
             tags=sweep_tags() or None,
             log_model=False,
             **kwargs,
         )
-        self.store_uri = absolute_store(tracking_uri)
+        self.store_uri = store
+        if run_id is None:
+            _ensure_experiment(store, experiment_name, self._artifact_location)
         self.log_pyfunc_model = log_model
         self.register = register
         self.registered_model_name = registered_model_name
