@@ -43,6 +43,10 @@ def test_sorted_sampler_shards_without_repeats():
     shards = [list(SortedBatchSampler(lengths, 2, num_replicas=2, rank=r)) for r in range(2)]
     flat = [i for s in shards for b in s for i in b]
     assert sorted(flat) == list(range(7))
+    # one batch of 256 in one process; two ranks still each get a batch of their share
+    ranks = [list(SortedBatchSampler(lengths, 256, num_replicas=2, rank=r)) for r in range(2)]
+    assert [len(r) for r in ranks] == [1, 1]
+    assert sorted(i for r in ranks for b in r for i in b) == list(range(7))
 
 
 def test_invalid_batch_size():

@@ -99,9 +99,11 @@ class SortedBatchSampler:
     """Deterministic batches of sentences sorted by length (longest first), for evaluation.
 
     Nothing is dropped or repeated: with several replicas each rank takes every
-    ``num_replicas``-th batch, so the union over ranks is exactly the split once, and metric
-    states summed across ranks equal a single process's. Predictions carry each sentence's
-    index, which restores the original order.
+    ``num_replicas``-th sentence of the length order and batches its share, so the union over
+    ranks is exactly the split once (metric states summed across ranks equal a single
+    process's), the ranks' batch counts differ by at most one, and every rank has a batch as
+    long as the split has a sentence per rank. Predictions carry each sentence's index, which
+    restores the original order.
     """
 
     def __init__(
@@ -113,9 +115,8 @@ class SortedBatchSampler:
         rank: int = 0,
     ) -> None:
         lengths = np.asarray(lengths, dtype=np.int64)
-        order = np.argsort(-lengths, kind="stable")
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        self.batches = batches[rank::num_replicas]
+        order = np.argsort(-lengths, kind="stable")[rank::num_replicas]
+        self.batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batches:

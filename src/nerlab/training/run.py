@@ -16,8 +16,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.loggers.logger import DummyLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from nerlab.data.datamodule import NERDataModule
@@ -37,6 +40,9 @@ RUN_ID_FILE = "mlflow_run_id.txt"
 # Lightning 2.6 warns on every run about its own use of a torch API that torch 2.13 deprecates;
 # nothing a user can act on
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# Scores are computed from metric states already summed across processes (EntityF1), so every
+# rank logs the same value; Lightning's advice to average them again does not apply
+warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(val|test)_")
 
 
 def build_data_and_model(
@@ -99,10 +105,15 @@ def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, str | None]:
 
 
 def _loggers(cfg: DictConfig, resume_run_id: str | None) -> list:
-    """``cfg.logger``'s entries; an MLflow logger continues the resumed run."""
+    """``cfg.logger``'s entries; an MLflow logger continues the resumed run. In a distributed
+    run only rank 0 has the MLflow logger: the other ranks never open the store (they get a
+    logger that records nothing, which callbacks such as LearningRateMonitor require)."""
     loggers = []
     for block in (cfg.get("logger") or {}).values():
         if block is None or "_target_" not in block:
+            continue
+        if rank_zero_only.rank != 0 and issubclass(get_class(block._target_), MLFlowLogger):
+            loggers.append(DummyLogger())
             continue
         extra = {"run_id": resume_run_id} if "run_id" in block and resume_run_id else {}
         loggers.append(instantiate(block, **extra))
@@ -127,8 +138,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     loggers = _loggers(cfg, resume_run_id)
     mlflow_logger = next((lg for lg in loggers if isinstance(lg, MLflowLogger)), None)
-    trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    # built as a partial, so that the objects handed over never pass through OmegaConf
+    trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
+        callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
     if mlflow_logger is not None and resume_run_id is None:  # a resumed run keeps its params
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
@@ -163,6 +175,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": best_path or None,
     }
     if not trainer.is_global_zero:
+        _leave_process_group()
         return summary
 
     info = build_info(
@@ -189,4 +202,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log_run_artifacts(cfg, mlflow_logger, summary, test_scores, report, info_file.parent)
     if report:
         print(report, file=sys.stderr)
+    _leave_process_group()
     return summary
+
+
+def _leave_process_group() -> None:
+    """Shut the distributed process group down before the process exits: left to the
+    interpreter's exit, gloo's threads can abort the process ("terminate called without an
+    active exception") while its peers still finish, and a launcher then waits on it."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
