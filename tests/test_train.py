@@ -372,3 +372,61 @@ def test_optuna_search_runs_trials_as_grouped_mlflow_runs(tmp_path, tiny_corpus)
     assert all(0.0005 <= lr <= 0.01 for lr in lrs)
     best = sorted(tmp_path.glob("outputs/train/multiruns/*/optimization_results.yaml"))
     assert best and "best_value" in best[-1].read_text()
+
+
+DIES_WRITING_A_CHECKPOINT = """
+import os, signal, sys
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+original, calls = TorchCheckpointIO.save_checkpoint, []
+
+
+def dying(self, checkpoint, path, storage_options=None):
+    calls.append(path)
+    if len(calls) == 3:  # epoch 1's first file: half of it written, then the process dies
+        with open(path, "wb") as fh:
+            fh.write(b"PK half a checkpoint")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, checkpoint, path, storage_options)
+
+
+TorchCheckpointIO.save_checkpoint = dying
+from nerlab.cli.train import main
+
+sys.argv = ["nerlab-train", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_whole_one(
+    tmp_path, tiny_corpus
+):
+    import torch
+
+    args = [
+        *tiny_sweep_args(tmp_path, tiny_corpus),
+        "trainer.max_epochs=4",
+        "~callbacks.early_stopping",
+    ]
+    killed = subprocess.run(
+        [sys.executable, "-c", DIES_WRITING_A_CHECKPOINT, *args],
+        cwd=tmp_path,
+        env={**os.environ, "NERLAB_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    checkpoints = next((tmp_path / "outputs").glob("train/runs/*/checkpoints"))
+    assert [p.name for p in checkpoints.glob(".*.tmp")]  # the write that was cut short
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 0  # the previous checkpoint, whole
+    run_id = (checkpoints.parent / "mlflow_run_id.txt").read_text().strip()
+
+    result = run_cli(*args, "ckpt_path=last", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["run_id"] == run_id and summary["epochs"] == 4
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert max(int(m.value) for m in client.get_metric_history(run_id, "epoch")) == 4
