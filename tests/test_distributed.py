@@ -144,8 +144,9 @@ def test_a_job_that_loses_a_rank_exits_non_zero_in_bounded_time(tmp_path, tiny_c
         nodes[0].wait(timeout=120)
         assert nodes[0].returncode != 0
         assert time.time() - killed < 90
-        assert "Connection closed by peer" in _output(tmp_path, 0)[1] or "timeout" in (
-            _output(tmp_path, 0)[1]
+        assert (
+            "Connection closed by peer" in _output(tmp_path, 0)[1]
+            or "timeout" in (_output(tmp_path, 0)[1])
         )
     finally:
         for node in nodes:
