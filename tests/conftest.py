@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -89,6 +93,29 @@ def compose_cfg(tmp_path: Path, corpus: Path, *overrides: str):
         ["data=bio", f"data.dir={corpus}", f"paths.root_dir={tmp_path}", *SMALL, *overrides],
         output_dir=tmp_path / "run",
     )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 (test servers bind the loopback only)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's stderr if it exits or
+    ``seconds`` pass first."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                err = server.stderr.read() if server.stderr else b""
+                raise AssertionError(err.decode()[-2000:] if err else f"{url}: no answer") from None
+            time.sleep(0.5)
 
 
 @pytest.fixture

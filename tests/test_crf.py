@@ -493,3 +493,51 @@ def test_marginals_stay_probabilities_when_the_model_is_certain(backend):
     with torch.inference_mode():
         marg = crf.marginals(emissions, torch.ones(4, 30, dtype=torch.bool))
     assert float(marg.min()) >= 0.0 and float(marg.max()) <= 1.0
+
+
+# ---------------------------------------------------------------- k best paths
+
+
+@pytest.mark.parametrize("constraints", ["none", "random"])
+@pytest.mark.parametrize("seed", range(3))
+def test_k_best_paths_match_brute_force(constraints, seed):
+    num_tags, k = 3, 5
+    allowed = random_allowed(num_tags, seed) if constraints == "random" else None
+    crf = CRF(num_tags, allowed_transitions=allowed, backend="torch")
+    torch.manual_seed(seed)
+    emissions = torch.randn(3, 4, num_tags)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    paths, scores = crf.decode(emissions, mask, k=k, return_scores=True)
+    assert paths.shape == (3, k, 4) and scores.shape == (3, k)
+    _, path_score = brute_force(crf, emissions, mask, allowed)
+    for b in range(3):
+        n = int(mask[b].sum())
+        every = sorted(
+            itertools.product(range(num_tags), repeat=n), key=lambda p: -path_score(b, p)
+        )
+        found = min(k, len(every))  # the last sentence has only 3 paths
+        expected = every[:found]
+        assert [tuple(p[:n]) for p in paths[b, :found].tolist()] == expected
+        torch.testing.assert_close(
+            scores[b, :found].double(),
+            torch.tensor([path_score(b, p) for p in expected], dtype=torch.float64),
+            rtol=1e-6,  # float32 scores of paths through -10000 penalties
+            atol=1e-5,
+        )
+        assert torch.isinf(scores[b, found:]).all()
+        assert (paths[b, :, n:] == 0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_best_path_is_todays_decode(backend):
+    crf = make_crf(9, backend, seed=41, dtype=torch.float32)
+    emissions, _, mask = random_batch(8, 20, 9, seed=42, dtype=torch.float32)
+    best = crf.decode(emissions, mask)
+    paths, scores = crf.decode(emissions, mask, k=1, return_scores=True)
+    assert torch.equal(paths[:, 0], best)
+    many, many_scores = crf.decode(emissions, mask, k=4, return_scores=True)
+    assert torch.equal(many[:, 0], best)
+    torch.testing.assert_close(many_scores[:, 0], scores[:, 0])
+    assert (many_scores[:, :-1] >= many_scores[:, 1:]).all()  # best first
+    with pytest.raises(ValueError, match="k must be a positive number"):
+        crf.decode(emissions, mask, k=0)

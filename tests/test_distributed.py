@@ -6,22 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import mlflow
+from conftest import free_port
 from test_train import tiny_sweep_args
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _node(rank: int, port: int, root: Path, corpus: Path, *overrides: str) -> subprocess.Popen:
@@ -85,7 +79,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_two_nodes_train_one_model_that_scores_what_one_process_scores(tmp_path, tiny_corpus):
-    port = _free_port()
+    port = free_port()
     nodes = [_node(r, port, tmp_path, tiny_corpus, "trainer.max_epochs=2") for r in (0, 1)]
     try:
         for node in nodes:
@@ -125,7 +119,7 @@ def test_two_nodes_train_one_model_that_scores_what_one_process_scores(tmp_path,
 
 
 def test_a_job_that_loses_a_rank_exits_non_zero_in_bounded_time(tmp_path, tiny_corpus):
-    port = _free_port()
+    port = free_port()
     overrides = (
         "trainer.max_epochs=1000",
         "~callbacks.early_stopping",

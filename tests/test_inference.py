@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg, make_sentences, write_conll
+from conftest import compose_cfg, free_port, make_sentences, wait_until_up, write_conll
 
 from nerlab import Tagger
 from nerlab.inference import tokenize
@@ -78,6 +76,18 @@ def test_tagger_tags_and_predicts_with_offsets(trained):
         assert text[entity["start"] : entity["end"]] == entity["text"]
         assert 0.0 < entity["confidence"] <= 1.0
     assert tagger.predict(["", text])[1] == entities
+
+
+def test_tagger_gives_the_k_best_tag_sequences(trained):
+    tagger = Tagger.load(trained["model_dir"])
+    sentences = [["John", "lives", "in", "London"], ["Mary", "visited", "Paris", "today", "."], []]
+    best = tagger.tag(sentences)
+    three = tagger.tag(sentences, k=3)
+    assert [len(s) for s in three] == [3, 3, 1]
+    assert [s[0] for s in three[:2]] == best[:2] and three[2] == [[]]
+    for options, tokens in zip(three[:2], sentences, strict=False):
+        assert len({tuple(t) for t in options}) == 3  # three different sequences
+        assert all(len(t) == len(tokens) for t in options)
 
 
 @pytest.mark.parametrize(
@@ -187,14 +197,8 @@ def test_broken_model_directories_give_one_line_errors(trained, tmp_path):
     assert result.returncode == 2 and "not a readable safetensors file" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_mlflow_serving_answers_invocations(trained):
-    port = _free_port()
+    port = free_port()
     env = {
         "MLFLOW_TRACKING_URI": f"sqlite:///{trained['root']}/mlruns.db",
         "PATH": str(BIN) + ":/usr/bin:/bin",
@@ -218,16 +222,7 @@ def test_mlflow_serving_answers_invocations(trained):
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    raise AssertionError(server.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.5)
+        wait_until_up(f"http://127.0.0.1:{port}/ping", server)
         body = json.dumps(
             {"inputs": ["Mary visited Paris today .", "John works for Acme Corp ."]}
         ).encode()

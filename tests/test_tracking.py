@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port, wait_until_up
 from test_train import tiny_sweep_args
 
 BIN = Path(sys.executable).parent
@@ -66,16 +63,10 @@ def test_two_trainings_at_once_on_a_new_sqlite_store_both_finish(tmp_path, tiny_
     _check_complete(mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db"), summaries)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_trainings_log_everything_to_a_tracking_server(tmp_path, tiny_corpus):
     """`make tracking-server` on 127.0.0.1 (SQLite backend, its own artifact root), two runs
     sent to it at the same time with `mlflow.tracking_uri=http://...`, the models included."""
-    port = _free_port()
+    port = free_port()
     store, artifacts = tmp_path / "server.db", tmp_path / "server-artifacts"
     server = subprocess.Popen(
         [
@@ -94,16 +85,7 @@ def test_two_trainings_log_everything_to_a_tracking_server(tmp_path, tiny_corpus
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.time() > deadline:
-                    raise AssertionError(server.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.5)
+        wait_until_up(f"{uri}/health", server, seconds=90)
         summaries = _train_in_parallel(
             tmp_path, tiny_corpus, f"mlflow.tracking_uri={uri}", "mlflow.log_model=true"
         )

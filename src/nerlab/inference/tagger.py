@@ -110,10 +110,14 @@ class Tagger:
 
     @torch.inference_mode()
     def _run(
-        self, token_lists: Sequence[Sequence[str]], with_confidence: bool = False
-    ) -> tuple[list[list[str]], list[np.ndarray | None]]:
-        """IOB2 tags (and the marginal of each chosen tag) for each token list, in input order."""
-        tags: list[list[str]] = [[] for _ in token_lists]
+        self,
+        token_lists: Sequence[Sequence[str]],
+        with_confidence: bool = False,
+        k: int | None = None,
+    ) -> tuple[list, list[np.ndarray | None]]:
+        """IOB2 tags (and the marginal of each chosen tag) for each token list, in input order;
+        with ``k``, each token list's ``k`` best tag sequences instead."""
+        tags: list = [[] if k is None else [[]] for _ in token_lists]
         confidence: list[np.ndarray | None] = [None] * len(token_lists)
         if not token_lists:
             return tags, confidence
@@ -127,6 +131,12 @@ class Tagger:
             batch = to_tensors(make_batch(split, table, indices), self.device)
             mask = batch["mask"]
             emissions = self.net(batch)
+            if k is not None:
+                paths = self.net.decode(emissions, mask, k=k).tolist()  # (B, k, L)
+                for row, idx in enumerate(indices.tolist()):
+                    n = int(split.lengths[idx])
+                    tags[idx] = [ids_to_iob2(path[:n], names) for path in paths[row]]
+                continue
             ids = self.net.decode(emissions, mask)
             chosen = None
             if with_confidence:
@@ -140,9 +150,13 @@ class Tagger:
                     confidence[idx] = chosen[row, :n]
         return tags, confidence
 
-    def tag(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
-        """IOB2 tags for each list of tokens: ``[["John", "lives"]] -> [["B-PER", "O"]]``."""
-        return self._run(token_lists)[0]
+    def tag(self, token_lists: Sequence[Sequence[str]], k: int | None = None) -> list:
+        """IOB2 tags for each list of tokens: ``[["John", "lives"]] -> [["B-PER", "O"]]``.
+
+        With ``k``, the ``k`` best tag sequences of each (CRF models): ``[[best, second, ...]]``,
+        best first; the first is what ``tag`` gives without ``k``.
+        """
+        return self._run(token_lists, k=k)[0]
 
     def predict(self, texts: str | Sequence[str]) -> list[dict] | list[list[dict]]:
         """Entities of a text (or of each text of a list).

@@ -136,6 +136,47 @@ def viterbi_decode_torch(
     return tags.masked_fill(~mask, 0)
 
 
+def kbest_viterbi_torch(
+    emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor, k: int
+) -> tuple[Tensor, Tensor]:
+    """The ``k`` best tag sequences per sentence, best first: paths ``(B, k, L)`` int64 (0 at
+    padded positions) and their scores ``(B, k)``.
+
+    List Viterbi: each tag keeps the ``k`` best partial paths ending in it, so a step takes the
+    top ``k`` of ``K * k`` candidates per tag. A sentence with fewer than ``k`` paths (``K**n <
+    k``) fills the remaining ranks with score ``-inf``. Padded steps carry the scores over with
+    identity back-pointers, as :func:`viterbi_decode_torch` does.
+    """
+    batch_size, seq_len, num_tags = emissions.shape
+    device = emissions.device
+    score = emissions.new_full((batch_size, num_tags, k), float("-inf"))  # (B, K, k)
+    score[:, :, 0] = start.unsqueeze(0) + emissions[:, 0]
+    same_tag = torch.arange(num_tags, device=device)[None, :, None].expand(batch_size, -1, k)
+    same_rank = torch.arange(k, device=device)[None, None, :].expand(batch_size, num_tags, -1)
+    trans = transitions[None, :, None, :]  # (1, K_prev, 1, K)
+    back_tags: list[Tensor] = []
+    back_ranks: list[Tensor] = []
+    for t in range(1, seq_len):
+        candidates = (score.unsqueeze(3) + trans).reshape(batch_size, num_tags * k, num_tags)
+        best, where_from = candidates.topk(k, dim=1)  # (B, k, K): over (previous tag, rank)
+        best, where_from = best.transpose(1, 2), where_from.transpose(1, 2)  # (B, K, k)
+        step = mask[:, t][:, None, None]  # (B, 1, 1)
+        score = torch.where(step, best + emissions[:, t].unsqueeze(2), score)
+        back_tags.append(torch.where(step, where_from // k, same_tag))
+        back_ranks.append(torch.where(step, where_from % k, same_rank))
+    final = (score + end[None, :, None]).reshape(batch_size, num_tags * k)
+    scores, flat = final.topk(k, dim=1)  # (B, k)
+    tag, rank = flat // k, flat % k
+    paths = torch.zeros(batch_size, k, seq_len, dtype=torch.long, device=device)
+    paths[:, :, seq_len - 1] = tag
+    for t in range(seq_len - 1, 0, -1):
+        flat = tag * k + rank  # (B, k): row of (tag, rank) in the flattened (K * k) history
+        tag = back_tags[t - 1].reshape(batch_size, -1).gather(1, flat)
+        rank = back_ranks[t - 1].reshape(batch_size, -1).gather(1, flat)
+        paths[:, :, t - 1] = tag
+    return paths.masked_fill(~mask.unsqueeze(1), 0), scores
+
+
 class _NumbaLogPartition(torch.autograd.Function):
     """``log Z`` ``(B,)`` by the numba forward-backward kernel.
 
@@ -325,14 +366,37 @@ class CRF(nn.Module):
             score = self._score(emissions, tags, mask, lengths, transitions, start, end)
             return score - self._normalizer(emissions, mask, lengths, transitions, start, end)
 
-    def decode(self, emissions: Tensor, mask: Tensor | None = None) -> Tensor:
+    def decode(
+        self,
+        emissions: Tensor,
+        mask: Tensor | None = None,
+        k: int | None = None,
+        return_scores: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Viterbi decoding: the most likely tag sequence per sentence, ``(B, L)`` int64 on
-        the emissions' device, 0 at padded positions."""
+        the emissions' device, 0 at padded positions.
+
+        With ``k``, the ``k`` best sequences, ``(B, k, L)``, best first (``k=1`` is the best
+        path above); ``return_scores=True`` also returns their unnormalised scores, ``(B,)`` or
+        ``(B, k)``: a path's log-probability is its score minus the sentence's log-partition.
+        """
         emissions, mask = self._check(emissions, mask)
+        if k is not None and k < 1:
+            raise ValueError(f"k must be a positive number of paths, got {k}")
         with torch.no_grad(), torch.autocast(emissions.device.type, enabled=False):
             emissions, transitions, start, end = self._cast(emissions)
             lengths = self._lengths(emissions, mask)
-            return self._viterbi(emissions, mask, lengths, transitions, start, end)
+            if k is None or k == 1:
+                best = self._viterbi(emissions, mask, lengths, transitions, start, end)
+                paths, scores = best, None
+                if return_scores:
+                    scores = self._score(emissions, best, mask, lengths, transitions, start, end)
+                if k == 1:
+                    paths = best.unsqueeze(1)
+                    scores = scores.unsqueeze(1) if scores is not None else None
+            else:
+                paths, scores = kbest_viterbi_torch(emissions, mask, transitions, start, end, k)
+        return (paths, scores) if return_scores else paths
 
     def marginals(self, emissions: Tensor, mask: Tensor | None = None) -> Tensor:
         """Posterior marginals ``p(y_t = k | emissions)``, ``(B, L, K)``: they sum to 1 over

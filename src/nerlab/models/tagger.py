@@ -149,8 +149,15 @@ class BiLSTMTagger(nn.Module):
         nll = -logits.gather(-1, tags.unsqueeze(-1)).squeeze(-1)  # (B, L)
         return (nll * mask).sum() / mask.shape[0]
 
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Best tag ids ``(B, L)``; positions outside the mask are 0."""
+    def decode(
+        self, emissions: torch.Tensor, mask: torch.Tensor, k: int | None = None
+    ) -> torch.Tensor:
+        """Best tag ids ``(B, L)``, or with ``k`` the ``k`` best sequences ``(B, k, L)``, best
+        first (CRF only); positions outside the mask are 0."""
+        if k is not None:
+            if self.crf is None:
+                raise ConfigError("k best tag sequences need a CRF model (model.crf=true)")
+            return self.crf.decode(emissions, mask, k=k)
         if self.crf is not None:
             tags = self.crf.decode(emissions, mask)
         else:
