@@ -541,3 +541,51 @@ def test_one_best_path_is_todays_decode(backend):
     assert (many_scores[:, :-1] >= many_scores[:, 1:]).all()  # best first
     with pytest.raises(ValueError, match="k must be a positive number"):
         crf.decode(emissions, mask, k=0)
+
+
+# ---------------------------------------------------------------- span probabilities
+
+SCHEME_TAGS = {
+    "bio": ["O", "B-A", "I-A", "B-B", "I-B"],
+    "iobes": ["O", "B-A", "I-A", "E-A", "S-A"],
+}
+
+
+@pytest.mark.parametrize("scheme", ["bio", "iobes"])
+@pytest.mark.parametrize("constrained", [True, False])
+def test_span_probabilities_match_brute_force(scheme, constrained):
+    """P(exactly this labelled span) from span_cases' constrained forward passes equals the
+    total probability of the paths whose conlleval reading contains the span."""
+    from nerlab.data.tag_schemes import allowed_transitions, conlleval_spans, span_cases
+
+    tags = SCHEME_TAGS[scheme]
+    allowed = allowed_transitions(scheme, tags) if constrained else None
+    crf = CRF(len(tags), allowed_transitions=allowed, backend="torch").double()
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for p in (crf.transitions, crf.start_transitions, crf.end_transitions):
+            p.normal_()
+    emissions = torch.randn(2, 4, len(tags), dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
+    _, path_score = brute_force(crf, emissions, mask, allowed)
+    full = crf.constrained_log_partition(emissions, mask, torch.ones_like(emissions).bool())
+    for b in range(2):
+        n = int(mask[b].sum())
+        paths = list(itertools.product(range(len(tags)), repeat=n))
+        scores = torch.tensor([path_score(b, p) for p in paths], dtype=torch.float64)
+        probs = (scores - torch.logsumexp(scores, 0)).exp()
+        expected: dict = {}
+        for path, prob in zip(paths, probs.tolist(), strict=True):
+            for span in conlleval_spans([tags[i] for i in path]):
+                expected[span] = expected.get(span, 0.0) + prob
+        assert len(expected) >= n * (n + 1) // 2  # every span of every type is possible
+        for (label, first, last), want in expected.items():
+            got = 0.0
+            for case in span_cases(tags, label, first, last, n):
+                keep = torch.ones(1, 4, len(tags), dtype=torch.bool)
+                for position, ids in case.items():
+                    keep[0, position] = False
+                    keep[0, position, list(ids)] = True
+                logz = crf.constrained_log_partition(emissions[b : b + 1], mask[b : b + 1], keep)
+                got += float((logz - full[b]).exp())
+            assert got == pytest.approx(want, abs=1e-9), (label, first, last)

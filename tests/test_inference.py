@@ -78,6 +78,30 @@ def test_tagger_tags_and_predicts_with_offsets(trained):
     assert tagger.predict(["", text])[1] == entities
 
 
+def test_confidence_is_the_span_probability_and_filters_entities(trained, tmp_path):
+    tagger = Tagger.load(trained["model_dir"])
+    texts = ["Mary visited Paris today .", "Chen and Lima Acme Corp , Peter ."]
+    found = tagger.predict(texts)
+    every = [e for entities in found for e in entities]
+    assert every and all(0.0 < e["confidence"] <= 1.0 for e in every)
+    low, high = min(e["confidence"] for e in every), max(e["confidence"] for e in every)
+    threshold = (low + high) / 2
+    kept = tagger.predict(texts, min_confidence=threshold)
+    assert [[e for e in f if e["confidence"] >= threshold] for f in found] == kept
+    assert sum(map(len, kept)) < len(every) or low == high
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.jsonl"
+    model = f"model_dir={trained['model_dir']}"
+    done = cmd(
+        "nerlab-predict", model, f"input={source}", f"output={out}", f"min_confidence={threshold}"
+    )
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["entities"] for line in out.read_text().splitlines()] == kept
+    bad = cmd("nerlab-predict", model, f"input={source}", f"output={out}", "min_confidence=2")
+    assert bad.returncode == 2 and "min_confidence must be in [0, 1]" in bad.stderr
+
+
 def test_tagger_gives_the_k_best_tag_sequences(trained):
     tagger = Tagger.load(trained["model_dir"])
     sentences = [["John", "lives", "in", "London"], ["Mary", "visited", "Paris", "today", "."], []]

@@ -48,8 +48,11 @@ def test_optuna_runs_its_trials_as_parallel_joblib_jobs(tmp_path, tiny_corpus):
     assert "Best value" in result.stdout + result.stderr
     runs = _runs(tmp_path, "optuna-joblib")
     assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
-    assert len({r.data.params["optimizer.lr"] for r in runs}) == 2  # two sampled trials
+    lrs = {float(r.data.params["optimizer.lr"]) for r in runs}
+    assert len(lrs) == 2 and all(0.0005 <= lr <= 0.01 for lr in lrs)  # two sampled trials
     assert len({r.data.tags["sweep_id"] for r in runs}) == 1
+    best = sorted(tmp_path.glob("outputs/train/multiruns/*/optimization_results.yaml"))
+    assert best and "best_value" in best[-1].read_text()
 
 
 def test_the_slurm_launcher_composes_with_cluster_settings(tmp_path):

@@ -338,6 +338,7 @@ def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus
     assert "test_f1" in run.data.metrics
 
 
+@pytest.mark.slow  # make test covers the same through the launchers (test_launchers.py)
 def test_a_two_job_multirun_writes_two_grouped_runs(tmp_path, tiny_corpus):
     result = run_cli(
         "--multirun",
@@ -356,6 +357,7 @@ def test_a_two_job_multirun_writes_two_grouped_runs(tmp_path, tiny_corpus):
     assert all("val_f1" in r.data.metrics for r in runs)
 
 
+@pytest.mark.slow  # make test covers the same through the launchers (test_launchers.py)
 def test_optuna_search_runs_trials_as_grouped_mlflow_runs(tmp_path, tiny_corpus):
     result = run_cli(
         "hparams_search=optuna",

@@ -1,7 +1,8 @@
 """`make predict` / `nerlab-predict` and `make interactive` / `nerlab-interactive`.
 
 nerlab-predict model_dir=DIR input=FILE output=FILE [format=jsonl|conll]
-               [input_format=text|conll] [batch_size=64] [chunk=2000] [device=cpu]
+               [input_format=text|conll] [min_confidence=0.5] [batch_size=64]
+               [chunk=2000] [device=cpu]
 nerlab-interactive model_dir=DIR     (or --model_path W --model_info_path I)
 """
 
@@ -55,6 +56,9 @@ def predict(options: dict[str, str]) -> int:
         in_format = "conll" if source.suffix in CONLL_SUFFIXES else "text"
     if in_format not in ("text", "conll"):
         raise NerlabError(f"input_format must be text or conll, found {in_format!r}")
+    min_confidence = float(options.get("min_confidence", 0.0))
+    if not 0.0 <= min_confidence <= 1.0:
+        raise NerlabError(f"min_confidence must be in [0, 1], found {min_confidence}")
     tagger = load_tagger(options)
     chunk_size = int(options.get("chunk", 2000))
     if in_format == "conll":
@@ -66,7 +70,7 @@ def predict(options: dict[str, str]) -> int:
     try:
         with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as out:
             for chunk in _chunks(records, chunk_size):
-                out.writelines(_format(tagger, chunk, in_format, out_format))
+                out.writelines(_format(tagger, chunk, in_format, out_format, min_confidence))
                 written += len(chunk)
                 progress(len(chunk))
     except UnicodeDecodeError as err:
@@ -75,10 +79,13 @@ def predict(options: dict[str, str]) -> int:
     return 0
 
 
-def _format(tagger, chunk: list, in_format: str, out_format: str) -> Iterator[str]:
+def _format(
+    tagger, chunk: list, in_format: str, out_format: str, min_confidence: float = 0.0
+) -> Iterator[str]:
     """The output lines of one chunk of records (texts, or token lists for CoNLL input)."""
     if in_format == "text" and out_format == "jsonl":
-        for text, found in zip(chunk, tagger.predict(chunk), strict=True):
+        found_all = tagger.predict(chunk, min_confidence=min_confidence)
+        for text, found in zip(chunk, found_all, strict=True):
             yield json.dumps({"text": text, "entities": found}, ensure_ascii=False) + "\n"
         return
     if in_format == "text":

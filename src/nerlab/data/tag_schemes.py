@@ -282,3 +282,50 @@ def ids_to_iob2(ids: Sequence[int], tags: Sequence[str]) -> list[str]:
     conlleval reads them, so an ill-formed prediction scores as it would there."""
     strings = [tags[i] for i in ids]
     return from_spans(len(strings), conlleval_spans(strings), "iob2")
+
+
+def span_cases(
+    tags: Sequence[str], label: str, first: int, last: int, length: int
+) -> list[dict[int, set[int]]]:
+    """The tag paths that read (as :func:`conlleval_spans` reads them) as exactly the chunk
+    ``label`` over tokens ``first..last`` of a ``length``-token sentence, as disjoint cases.
+
+    ``tags`` are a model's tag strings in id order (any of BIO, IOBES). Each case maps positions
+    to the tag ids allowed there (positions not named are free), so the probability of the span
+    is the sum over cases of the probability that every named position takes an allowed tag:
+    a constrained forward pass each. Conlleval starts a chunk at ``B``/``S``, or at ``I``/``E``
+    after anything but a ``B``/``I`` of the same type; it continues one with ``I``/``E`` after
+    ``B``/``I`` of the same type; a chunk ends at ``E``/``S``, or before anything but ``I``/``E``
+    of its type. Cases whose tags the model does not have are left out.
+    """
+    index = {t: i for i, t in enumerate(tags)}
+
+    def ids(*prefixes: str) -> set[int]:
+        return {index[f"{p}-{label}"] for p in prefixes if f"{p}-{label}" in index}
+
+    every = set(range(len(tags)))
+    continues_from = ids("B", "I")  # a chunk of `label` can go on after these
+    continuing = ids("I", "E")  # ... with these
+    no_chunk_before = every - continues_from if first > 0 else None
+    no_chunk_after = every - continuing if last + 1 < length else None
+
+    # (the tag's prefix at first, must the previous tag not run into it?) and likewise at last
+    if first == last:
+        options = [("S", False, False), ("B", False, True), ("E", True, False), ("I", True, True)]
+        cases = [({first: ids(p)}, before, after) for p, before, after in options]
+    else:
+        cases = []
+        for start, before in (("B", False), ("I", True)):
+            for end, after in (("E", False), ("I", True)):
+                case = {first: ids(start), last: ids(end)}
+                case.update({t: ids("I") for t in range(first + 1, last)})
+                cases.append((case, before, after))
+    out = []
+    for case, before, after in cases:
+        if before and no_chunk_before is not None:
+            case[first - 1] = no_chunk_before
+        if after and no_chunk_after is not None:
+            case[last + 1] = no_chunk_after
+        if all(case.values()):  # every named position has a tag the model knows
+            out.append(case)
+    return out

@@ -17,7 +17,7 @@ import torch
 
 from nerlab.data.batching import SortedBatchSampler, make_batch, to_tensors
 from nerlab.data.encoding import FormTable, encode_split
-from nerlab.data.tag_schemes import conlleval_spans, ids_to_iob2
+from nerlab.data.tag_schemes import conlleval_spans, ids_to_iob2, span_cases
 from nerlab.data.vocab import Vocabularies
 from nerlab.errors import ConfigError
 from nerlab.inference.model_dir import load_model
@@ -31,14 +31,16 @@ def entities(
     *,
     text: str | None = None,
     offsets: Sequence[tuple[int, int]] | None = None,
-    confidence: np.ndarray | None = None,
+    confidence: dict[tuple[str, int, int], float] | None = None,
+    min_confidence: float = 0.0,
 ) -> list[dict]:
     """The entities of one tagged sentence (IOB2 ``tags``), read as conlleval reads them.
 
     With ``text`` and ``offsets`` (each token's ``(start, end)`` in ``text``) an entity is
     ``{"text", "label", "start", "end"}`` in characters (``end`` exclusive); without them it is
     ``{"text", "label", "first_token", "last_token"}`` (inclusive), its text the tokens joined
-    by spaces. ``confidence`` (one probability per token) adds the span's smallest.
+    by spaces. ``confidence`` (each chunk's probability, keyed ``(label, first, last)``) adds
+    it to its entity, and entities below ``min_confidence`` are left out.
     """
     out = []
     for label, first, last in conlleval_spans(tags):
@@ -53,7 +55,9 @@ def entities(
                 "last_token": last,
             }
         if confidence is not None:
-            entity["confidence"] = float(confidence[first : last + 1].min())
+            entity["confidence"] = min(1.0, max(0.0, confidence[(label, first, last)]))
+            if entity["confidence"] < min_confidence:
+                continue
         out.append(entity)
     return out
 
@@ -114,11 +118,12 @@ class Tagger:
         token_lists: Sequence[Sequence[str]],
         with_confidence: bool = False,
         k: int | None = None,
-    ) -> tuple[list, list[np.ndarray | None]]:
-        """IOB2 tags (and the marginal of each chosen tag) for each token list, in input order;
-        with ``k``, each token list's ``k`` best tag sequences instead."""
+    ) -> tuple[list, list[dict]]:
+        """IOB2 tags for each token list, in input order, and with ``with_confidence`` the
+        probability of each of its chunks (``{(label, first, last): p}``); with ``k``, each
+        token list's ``k`` best tag sequences instead."""
         tags: list = [[] if k is None else [[]] for _ in token_lists]
-        confidence: list[np.ndarray | None] = [None] * len(token_lists)
+        confidence: list[dict] = [{} for _ in token_lists]
         if not token_lists:
             return tags, confidence
         table = FormTable(self.vocabs.words, self.vocabs.chars, self.word_length)
@@ -137,18 +142,39 @@ class Tagger:
                     n = int(split.lengths[idx])
                     tags[idx] = [ids_to_iob2(path[:n], names) for path in paths[row]]
                 continue
-            ids = self.net.decode(emissions, mask)
-            chosen = None
-            if with_confidence:
-                marginals = self.net.marginals(emissions, mask)  # (B, L, K)
-                chosen = marginals.gather(-1, ids.unsqueeze(-1)).squeeze(-1).float().cpu().numpy()
-            id_rows = ids.tolist()
+            id_rows = self.net.decode(emissions, mask).tolist()
             for row, idx in enumerate(indices.tolist()):
-                n = int(split.lengths[idx])
-                tags[idx] = ids_to_iob2(id_rows[row][:n], names)
-                if chosen is not None:
-                    confidence[idx] = chosen[row, :n]
+                tags[idx] = ids_to_iob2(id_rows[row][: int(split.lengths[idx])], names)
+            if with_confidence:
+                self._span_probabilities(emissions, mask, indices, tags, confidence)
         return tags, confidence
+
+    def _span_probabilities(self, emissions, mask, indices, tags, confidence) -> None:
+        """The exact probability of each predicted chunk: for every chunk, the disjoint sets of
+        tag paths that read as exactly that chunk (``span_cases``), each a constrained forward
+        pass, all of a batch in one call."""
+        names = self.vocabs.tags.tags
+        rows, cases, keys = [], [], []
+        for row, idx in enumerate(indices.tolist()):
+            n = len(tags[idx])
+            for span in conlleval_spans(tags[idx]):
+                for case in span_cases(names, *span, n):
+                    rows.append(row)
+                    cases.append(case)
+                    keys.append((idx, span))
+        if not rows:
+            return
+        allowed = torch.ones(len(rows), *emissions.shape[1:], dtype=torch.bool)  # (N, L, K)
+        for i, case in enumerate(cases):
+            for position, tag_ids in case.items():
+                allowed[i, position] = False
+                allowed[i, position, list(tag_ids)] = True
+        pick = torch.as_tensor(rows, device=emissions.device)
+        log_p = self.net.path_log_prob(
+            emissions[pick], mask[pick], allowed.to(emissions.device)
+        ).exp()
+        for (idx, span), p in zip(keys, log_p.tolist(), strict=True):
+            confidence[idx][span] = confidence[idx].get(span, 0.0) + p
 
     def tag(self, token_lists: Sequence[Sequence[str]], k: int | None = None) -> list:
         """IOB2 tags for each list of tokens: ``[["John", "lives"]] -> [["B-PER", "O"]]``.
@@ -158,13 +184,15 @@ class Tagger:
         """
         return self._run(token_lists, k=k)[0]
 
-    def predict(self, texts: str | Sequence[str]) -> list[dict] | list[list[dict]]:
+    def predict(
+        self, texts: str | Sequence[str], min_confidence: float = 0.0
+    ) -> list[dict] | list[list[dict]]:
         """Entities of a text (or of each text of a list).
 
         Each entity is ``{"text", "label", "start", "end", "confidence"}`` with character
-        offsets into the input (``end`` exclusive). The confidence is the smallest CRF
-        marginal probability of the span's tags (an upper bound on the probability that the
-        model labels exactly this span).
+        offsets into the input (``end`` exclusive). The confidence is the probability the model
+        gives exactly that labelled span: the total probability of the tag paths that read as
+        it (a constrained forward pass). Entities below ``min_confidence`` are left out.
         """
         single = isinstance(texts, str)
         batch = [texts] if single else list(texts)
@@ -177,6 +205,7 @@ class Tagger:
                 text=text,
                 offsets=[(start, end) for _, start, end in toks],
                 confidence=conf,
+                min_confidence=min_confidence,
             )
             for text, toks, seq, conf in zip(batch, tokenized, tags, confidence, strict=True)
         ]

@@ -398,6 +398,25 @@ class CRF(nn.Module):
                 paths, scores = kbest_viterbi_torch(emissions, mask, transitions, start, end, k)
         return (paths, scores) if return_scores else paths
 
+    def constrained_log_partition(
+        self, emissions: Tensor, mask: Tensor | None, allowed: Tensor
+    ) -> Tensor:
+        """``log Z`` over the tag paths whose tag at every position is allowed, ``(B,)``:
+        ``allowed`` is ``(B, L, K)`` bool. With every tag allowed this is the log-partition
+        function; the ratio of the two is the probability that the path keeps to ``allowed``
+        (``exp(constrained - full)``). ``-inf`` where no path does. Not differentiable."""
+        emissions, mask = self._check(emissions, mask)
+        if allowed.shape != emissions.shape:
+            raise ValueError(
+                f"allowed must have the emissions' shape {tuple(emissions.shape)}, "
+                f"got {tuple(allowed.shape)}"
+            )
+        with torch.no_grad(), torch.autocast(emissions.device.type, enabled=False):
+            emissions, transitions, start, end = self._cast(emissions)
+            self._lengths(emissions, mask)  # the mask must be left-aligned
+            barred = emissions.masked_fill(~allowed.to(emissions.device), float("-inf"))
+            return log_partition_torch(barred, mask, transitions, start, end)
+
     def marginals(self, emissions: Tensor, mask: Tensor | None = None) -> Tensor:
         """Posterior marginals ``p(y_t = k | emissions)``, ``(B, L, K)``: they sum to 1 over
         tags at unmasked positions and are 0 at padded positions. Not differentiable."""

@@ -164,6 +164,21 @@ class BiLSTMTagger(nn.Module):
             tags = emissions.argmax(-1)
         return tags.masked_fill(~mask, 0)
 
+    def path_log_prob(
+        self, emissions: torch.Tensor, mask: torch.Tensor, allowed: torch.Tensor
+    ) -> torch.Tensor:
+        """Log-probability, per row ``(B,)``, that the tag path keeps to ``allowed`` (``(B, L,
+        K)`` bool: the tags permitted at each position): a constrained forward pass over the
+        CRF, or for the softmax model the product of each position's allowed mass."""
+        if self.crf is not None:
+            full = torch.ones_like(allowed)
+            return self.crf.constrained_log_partition(
+                emissions, mask, allowed
+            ) - self.crf.constrained_log_partition(emissions, mask, full)
+        probs = emissions.float().softmax(-1)  # (B, L, K)
+        kept = (probs * allowed).sum(-1).clamp_min(1e-45).log()  # (B, L)
+        return (kept * mask).sum(1)
+
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior probability of each tag at each position, ``(B, L, K)``."""
         if self.crf is not None:
