@@ -75,7 +75,12 @@ ui: $(STAMP)
 
 # JupyterLab on notebooks/ with the project's environment (its `python3` kernel is .venv's
 # python): make notebook [port=8888]. As root (containers) Jupyter needs --allow-root.
-notebook: $(STAMP)
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
+	@touch $@
+
+notebook: $(NOTEBOOK_STAMP)
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)/notebooks --ip=127.0.0.1 --port=$(or $(port),8888) \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 

@@ -162,10 +162,21 @@ def test_make_notebook_starts_jupyter_on_the_project_environment():
         ["make", "-pRrq", "-f", "Makefile"], cwd=ROOT, capture_output=True, text=True
     ).stdout
     lines = database.splitlines()
-    assert ".venv/.installed" in next(x for x in lines if x.startswith("notebook:"))
+    assert ".venv/.installed-notebook" in next(x for x in lines if x.startswith("notebook:"))
+    assert ".venv/.installed" in next(
+        x for x in lines if x.startswith(".venv/.installed-notebook:")
+    )
     assert "notebook" in next(x for x in lines if x.startswith(".PHONY:")).split()
     command = subprocess.run(
-        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "notebook", "port=8123"],
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-o",
+            ".venv/.installed-notebook",
+            "notebook",
+            "port=8123",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

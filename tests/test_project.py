@@ -21,7 +21,8 @@ def _requirement_map(requirements: list[str]) -> dict[str, str]:
 
 def test_environment_yml_and_pyproject_name_the_same_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = _requirement_map(project["dependencies"] + project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    declared = _requirement_map(project["dependencies"] + extras["dev"] + extras["notebook"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_block = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     conda = _requirement_map([r for r in pip_block if not r.startswith("-e")])
