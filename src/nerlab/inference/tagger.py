@@ -170,10 +170,8 @@ class Tagger:
                 allowed[i, position] = False
                 allowed[i, position, list(tag_ids)] = True
         pick = torch.as_tensor(rows, device=emissions.device)
-        log_p = self.net.path_log_prob(
-            emissions[pick], mask[pick], allowed.to(emissions.device)
-        ).exp()
-        for (idx, span), p in zip(keys, log_p.tolist(), strict=True):
+        log_p = self.net.path_log_prob(emissions, mask, pick, allowed.to(emissions.device))
+        for (idx, span), p in zip(keys, log_p.exp().tolist(), strict=True):
             confidence[idx][span] = confidence[idx].get(span, 0.0) + p
 
     def tag(self, token_lists: Sequence[Sequence[str]], k: int | None = None) -> list:

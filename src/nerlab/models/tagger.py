@@ -165,19 +165,26 @@ class BiLSTMTagger(nn.Module):
         return tags.masked_fill(~mask, 0)
 
     def path_log_prob(
-        self, emissions: torch.Tensor, mask: torch.Tensor, allowed: torch.Tensor
+        self,
+        emissions: torch.Tensor,
+        mask: torch.Tensor,
+        rows: torch.Tensor,
+        allowed: torch.Tensor,
     ) -> torch.Tensor:
-        """Log-probability, per row ``(B,)``, that the tag path keeps to ``allowed`` (``(B, L,
-        K)`` bool: the tags permitted at each position): a constrained forward pass over the
-        CRF, or for the softmax model the product of each position's allowed mass."""
+        """Log-probability, ``(N,)``, that the tag path of sentence ``rows[i]`` of the batch
+        keeps to ``allowed[i]`` (``(N, L, K)`` bool: the tags permitted at each position).
+
+        CRF: a constrained forward pass per row, less the sentence's own ``log Z``, computed
+        once per sentence of the batch. Softmax model: the product of each position's allowed
+        mass."""
         if self.crf is not None:
-            full = torch.ones_like(allowed)
-            return self.crf.constrained_log_partition(
-                emissions, mask, allowed
-            ) - self.crf.constrained_log_partition(emissions, mask, full)
-        probs = emissions.float().softmax(-1)  # (B, L, K)
-        kept = (probs * allowed).sum(-1).clamp_min(1e-45).log()  # (B, L)
-        return (kept * mask).sum(1)
+            every = torch.ones(emissions.shape, dtype=torch.bool, device=emissions.device)
+            logz = self.crf.constrained_log_partition(emissions, mask, every)  # (B,)
+            kept = self.crf.constrained_log_partition(emissions[rows], mask[rows], allowed)
+            return kept - logz[rows]
+        probs = emissions[rows].float().softmax(-1)  # (N, L, K)
+        kept = (probs * allowed).sum(-1).clamp_min(1e-45).log()  # (N, L)
+        return (kept * mask[rows]).sum(1)
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Posterior probability of each tag at each position, ``(B, L, K)``."""
