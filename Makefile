@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: convert gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -120,6 +120,12 @@ $(PEERS_STAMP):
 
 data: $(STAMP)
 	$(BIN)/nerlab-data $(OVERRIDES)
+
+# Between CoNLL column files, doccano / Label Studio JSONL and spaCy DocBin, the formats from
+# the extensions (.conll/.txt, .jsonl, .spacy) or from=/to=:
+# make convert input=train.txt output=train.jsonl
+convert: $(STAMP)
+	@$(BIN)/nerlab-data convert $(OVERRIDES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

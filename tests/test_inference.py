@@ -146,6 +146,49 @@ def test_evaluate_reproduces_the_logged_test_f1(trained):
     assert "micro avg" in result.stderr
     first = (trained["root"] / "pred.conll").read_text().splitlines()[0].split()
     assert len(first) == 3  # token, gold, predicted
+    # calibration of the span probabilities: one outcome per predicted entity
+    cal = scores["calibration"]
+    from nerlab.data.conll import read_conll
+    from nerlab.data.tag_schemes import conlleval_spans
+
+    predicted = read_conll(trained["root"] / "pred.conll", -1)
+    assert cal["spans"] == sum(len(conlleval_spans(p.tags)) for p in predicted) > 0
+    assert sum(b["spans"] for b in cal["bins"]) == cal["spans"]
+    weighted = sum(
+        b["spans"] / cal["spans"] * abs(b["accuracy"] - b["confidence"]) for b in cal["bins"]
+    )
+    assert cal["ece"] == pytest.approx(weighted) and 0.0 <= cal["ece"] <= 1.0
+    plot = trained["root"] / "pred.reliability.png"
+    assert scores["reliability_plot"] == str(plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "expected calibration error" in result.stderr
+
+
+def test_evaluate_logs_scores_and_reliability_plot_to_a_tracked_run(trained):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{trained['root']}/mlruns.db"
+    args = [f"model_dir={trained['model_dir']}", f"test_file={trained['corpus'] / 'valid.txt'}"]
+    result = cmd(
+        "nerlab-evaluate",
+        *args,
+        f"run_id={trained['run_id']}",
+        f"tracking_uri={uri}",
+        "prefix=valid",
+    )
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    client = MlflowClient(uri)
+    metrics = client.get_run(trained["run_id"]).data.metrics
+    assert metrics["valid_f1"] == pytest.approx(scores["f1"])
+    assert metrics["valid_ece"] == pytest.approx(scores["calibration"]["ece"])
+    logged = [a.path for a in client.list_artifacts(trained["run_id"], "evaluation")]
+    assert logged == ["evaluation/valid_reliability.png"]
+    bad = cmd("nerlab-evaluate", *args, "run_id=0123abc", f"tracking_uri={uri}")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"nerlab-evaluate: error: run_id=0123abc: no such MLflow run in {uri}"
+    ]
 
 
 def test_predict_text_to_jsonl_and_conll_to_conll(trained, tmp_path):
@@ -286,3 +329,26 @@ def test_evaluate_on_conll2003_reproduces_training_test_f1(tmp_path, conll_dir):
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert scores["f1"] == pytest.approx(summary["test_f1"], abs=1e-6)
     assert sum(s["support"] for s in scores["per_type"].values()) == 5648
+
+
+def test_predict_writes_doccano_pre_annotations_that_convert_reads(trained, tmp_path):
+    from nerlab.data.formats import read_examples
+
+    conll_in = tmp_path / "in.conll"
+    conll_in.write_text("Mary NN O\nvisited VB O\nParis NN O\n\nJohn NN O\nworks VB O\n")
+    raw = tmp_path / "in.txt"
+    raw.write_text("Mary visited Paris today .\n")
+    for source in (conll_in, raw):
+        out = tmp_path / f"{source.stem}{source.suffix}.jsonl"
+        result = cmd(
+            "nerlab-predict",
+            f"model_dir={trained['model_dir']}",
+            f"input={source}",
+            f"output={out}",
+            "format=doccano",
+        )
+        assert result.returncode == 0, result.stderr
+        first = json.loads(out.read_text().splitlines()[0])
+        assert first["text"].startswith("Mary visited Paris")
+        assert first["label"][:2] == [[0, 4, "PER"], [13, 18, "LOC"]]
+        assert [e.tags[:3] for e in read_examples(out)][0] == ["B-PER", "O", "B-LOC"]

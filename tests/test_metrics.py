@@ -88,3 +88,23 @@ def test_confusion_counts_type_errors_misses_and_spurious_spans():
     assert confusion["labels"] == ["LOC", "PER", "-"]
     # gold PER read as LOC; gold PER right; gold LOC missed; a spurious PER
     assert confusion["matrix"] == [[0, 0, 1], [1, 1, 0], [0, 1, 0]]
+
+
+def test_expected_calibration_error_by_hand(tmp_path):
+    from nerlab.analysis.calibration import calibration, reliability_plot
+
+    # bin [0.1, 0.2): two spans at 0.15, one right -> |0.5 - 0.15|; bin [0.9, 1.0]: three at
+    # 0.95 and one at exactly 1.0 (the last bin is closed), all right -> |1 - 0.9625|
+    probabilities = [0.15, 0.15, 0.95, 0.95, 0.95, 1.0]
+    correct = [True, False, True, True, True, True]
+    result = calibration(probabilities, correct, bins=10)
+    assert result["spans"] == 6
+    assert [(b["lower"], b["spans"]) for b in result["bins"]] == [(0.1, 2), (0.9, 4)]
+    expected = 2 / 6 * abs(0.5 - 0.15) + 4 / 6 * abs(1.0 - 0.9625)
+    assert result["ece"] == pytest.approx(expected)
+    assert calibration([0.7] * 10, [True] * 7 + [False] * 3)["ece"] == pytest.approx(0.0)
+    assert calibration([], [])["ece"] == 0.0
+    with pytest.raises(ValueError, match="2 probabilities for 1 outcomes"):
+        calibration([0.1, 0.2], [True])
+    png = reliability_plot(result, tmp_path / "rel.png")
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000

@@ -2,6 +2,8 @@
 
     nerlab-data [name=conll2003] [dir=data/conll2003] [base_url=URL] [force=true]
     nerlab-data [check] file=train.txt [tag_column=-1] [on_invalid=error]
+    nerlab-data convert input=FILE output=FILE [from=conll|jsonl|spacy] [to=...]
+                        [tag_column=-1] [tokenize=whitespace|words]
 
 Arguments are ``key=value`` pairs, the way make passes them. Errors print one line and exit 2.
 """
@@ -59,6 +61,22 @@ def _check(options: dict[str, str]) -> dict:
     }
 
 
+def _convert(options: dict[str, str]) -> dict:
+    from nerlab.data.formats import convert
+
+    for key in ("input", "output"):
+        if key not in options:
+            raise NerlabError(f"nerlab-data convert needs {key}=FILE")
+    return convert(
+        options["input"],
+        options["output"],
+        source_format=options.get("from"),
+        target_format=options.get("to"),
+        tag_column=int(options.get("tag_column", -1)),
+        tokenize=options.get("tokenize", "whitespace"),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
 
@@ -68,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             result = _download(options)
         elif command == "check":
             result = _check(options)
+        elif command == "convert":
+            result = _convert(options)
         else:
-            raise NerlabError(f"unknown command {command!r}; expected download or check")
+            raise NerlabError(f"unknown command {command!r}; expected download, check or convert")
         print(json.dumps(result))
         return 0
 

@@ -1,6 +1,6 @@
 """`make predict` / `nerlab-predict` and `make interactive` / `nerlab-interactive`.
 
-nerlab-predict model_dir=DIR input=FILE output=FILE [format=jsonl|conll]
+nerlab-predict model_dir=DIR input=FILE output=FILE [format=jsonl|conll|doccano]
                [input_format=text|conll] [min_confidence=0.5] [batch_size=64]
                [chunk=2000] [device=cpu]
 nerlab-interactive model_dir=DIR     (or --model_path W --model_info_path I)
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nerlab.cli.options import load_tagger, main_of
 from nerlab.data.conll import iter_conll
+from nerlab.data.formats import Example
 from nerlab.errors import NerlabError
 from nerlab.files import atomic_path
 from nerlab.inference import entities
@@ -49,8 +50,8 @@ def predict(options: dict[str, str]) -> int:
     if not source.is_file():
         raise NerlabError(f"{source}: no such file")
     out_format = options.get("format", "jsonl")
-    if out_format not in ("jsonl", "conll"):
-        raise NerlabError(f"format must be jsonl or conll, found {out_format!r}")
+    if out_format not in ("jsonl", "conll", "doccano"):
+        raise NerlabError(f"format must be jsonl, conll or doccano, found {out_format!r}")
     in_format = options.get("input_format", "auto")
     if in_format == "auto":
         in_format = "conll" if source.suffix in CONLL_SUFFIXES else "text"
@@ -82,11 +83,34 @@ def predict(options: dict[str, str]) -> int:
 def _format(
     tagger, chunk: list, in_format: str, out_format: str, min_confidence: float = 0.0
 ) -> Iterator[str]:
-    """The output lines of one chunk of records (texts, or token lists for CoNLL input)."""
-    if in_format == "text" and out_format == "jsonl":
+    """The output lines of one chunk of records (texts, or token lists for CoNLL input).
+
+    ``doccano`` writes pre-annotations as doccano and Label Studio import them:
+    ``{"text", "label": [[start, end, label], ...]}`` (CoNLL input: the tokens joined by
+    spaces, as ``make convert`` writes them)."""
+    if in_format == "conll" and out_format == "doccano":
+        found_all = tagger.predict_tokens(chunk, min_confidence=min_confidence)
+        for tokens, found in zip(chunk, found_all, strict=True):
+            example = Example.from_tokens(tokens, [])
+            spans = [
+                [
+                    example.offsets[e["first_token"]][0],
+                    example.offsets[e["last_token"]][1],
+                    e["label"],
+                ]
+                for e in found
+            ]
+            yield json.dumps({"text": example.text, "label": spans}, ensure_ascii=False) + "\n"
+        return
+    if in_format == "text" and out_format in ("jsonl", "doccano"):
         found_all = tagger.predict(chunk, min_confidence=min_confidence)
         for text, found in zip(chunk, found_all, strict=True):
-            yield json.dumps({"text": text, "entities": found}, ensure_ascii=False) + "\n"
+            if out_format == "doccano":
+                spans = [[e["start"], e["end"], e["label"]] for e in found]
+                record = {"text": text, "label": spans}
+            else:
+                record = {"text": text, "entities": found}
+            yield json.dumps(record, ensure_ascii=False) + "\n"
         return
     if in_format == "text":
         from nerlab.inference import tokenize

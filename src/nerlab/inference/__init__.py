@@ -5,8 +5,8 @@ MLflow model, imports MLflow when MLflow loads it), so a served or embedded tagg
 torch, NumPy, numba and safetensors.
 """
 
+from nerlab.data.tokenizer import tokenize
 from nerlab.inference.model_dir import load_model, read_info, save_model
 from nerlab.inference.tagger import Tagger, entities
-from nerlab.inference.tokenizer import tokenize
 
 __all__ = ["Tagger", "entities", "load_model", "read_info", "save_model", "tokenize"]

@@ -18,10 +18,10 @@ import torch
 from nerlab.data.batching import SortedBatchSampler, make_batch, to_tensors
 from nerlab.data.encoding import FormTable, encode_split
 from nerlab.data.tag_schemes import conlleval_spans, ids_to_iob2, span_cases
+from nerlab.data.tokenizer import tokenize
 from nerlab.data.vocab import Vocabularies
 from nerlab.errors import ConfigError
 from nerlab.inference.model_dir import load_model
-from nerlab.inference.tokenizer import tokenize
 from nerlab.models.tagger import BiLSTMTagger
 
 
@@ -181,6 +181,24 @@ class Tagger:
         best first; the first is what ``tag`` gives without ``k``.
         """
         return self._run(token_lists, k=k)[0]
+
+    def tag_with_confidence(
+        self, token_lists: Sequence[Sequence[str]]
+    ) -> tuple[list[list[str]], list[dict[tuple[str, int, int], float]]]:
+        """IOB2 tags of each token list and the probability of each of its predicted chunks,
+        ``{(label, first, last): p}`` (inclusive token indices)."""
+        return self._run(token_lists, True)
+
+    def predict_tokens(
+        self, token_lists: Sequence[Sequence[str]], min_confidence: float = 0.0
+    ) -> list[list[dict]]:
+        """Entities of already tokenized sentences: ``{"text", "label", "first_token",
+        "last_token", "confidence"}`` (token indices inclusive), as :meth:`predict` scores them."""
+        tags, confidence = self._run(token_lists, True)
+        return [
+            entities(seq, tokens, confidence=conf, min_confidence=min_confidence)
+            for tokens, seq, conf in zip(token_lists, tags, confidence, strict=True)
+        ]
 
     def predict(
         self, texts: str | Sequence[str], min_confidence: float = 0.0

@@ -116,11 +116,19 @@ def score_tagger(tagger: Tagger, sentences: Sequence[Sentence]) -> tuple[dict, l
     predicted IOB2 tags. Types scored: the model's plus any that only occur in the gold tags
     (counted as missed)."""
     predictions = tagger.tag([s.tokens for s in sentences])
-    types = set(tagger.entity_types)
+    return score_predictions(tagger.entity_types, sentences, predictions), predictions
+
+
+def score_predictions(
+    entity_types: Sequence[str], sentences: Sequence[Sentence], predictions: Sequence[Sequence[str]]
+) -> dict:
+    """Scores (as :meth:`EntityF1.compute`) of IOB2 ``predictions`` against gold ``sentences``,
+    over ``entity_types`` plus any type that only occurs in the gold tags."""
+    types = set(entity_types)
     types.update(t[2:] for s in sentences for t in s.tags if t != "O")
     metric = EntityF1(sorted(types))
     metric.update(predictions, [s.tags for s in sentences])
-    return metric.compute(), predictions
+    return metric.compute()
 
 
 def classification_report(scores: dict) -> str:
