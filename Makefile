@@ -12,7 +12,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: convert gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: convert export bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -53,12 +53,22 @@ interactive: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python -m benchmarks.gpu_check $(OVERRIDES)
 
-# MLflow's scoring server for a run's pyfunc model: make serve run_id=<id> [port=5001]. MLflow
-# starts uvicorn from PATH: the project's environment goes first, so no activation is needed.
+# The batching server (LitServe): make serve model_dir=DIR | run_id=ID [backend=onnx
+# quantize=int8] [port=8080] [max_batch_size=64] [batch_timeout=0.002]; POST /invocations
+# {"inputs": ["text", ...]} -> {"predictions": [[entity, ...], ...]}, GET /health.
 serve: $(STAMP)
-	@test -n "$(run_id)" || { echo "make serve: give run_id=<MLflow run id>" >&2; exit 2; }
+	@$(BIN)/nerlab-serve $(OVERRIDES)
+
+# MLflow's scoring server for a run's MLflow model: make serve-mlflow run_id=<id> [port=5001].
+# MLflow starts uvicorn from PATH: the project's environment goes first.
+serve-mlflow: $(STAMP)
+	@test -n "$(run_id)" || { echo "make serve-mlflow: give run_id=<MLflow run id>" >&2; exit 2; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlruns.db $(BIN)/mlflow models serve \
 		-m runs:/$(run_id)/model --env-manager local -h 127.0.0.1 -p $(or $(port),5001)
+
+# The network as ONNX beside the weights (and int8): make export model_dir=DIR [quantize=int8]
+export: $(STAMP)
+	@$(BIN)/nerlab-export $(OVERRIDES)
 
 # A shared MLflow tracking server: make tracking-server [port=5000] [host=127.0.0.1]
 # [backend=sqlite:///$(CURDIR)/mlruns.db | postgresql://user:pass@db/mlflow] [artifacts=DIR].
@@ -89,6 +99,10 @@ notebook: $(NOTEBOOK_STAMP)
 # skipped with peers=false) so the project's own dependencies stay lean.
 bench: $(STAMP) $(if $(filter false,$(peers)),,peers)
 	$(BIN)/python -m benchmarks $(OVERRIDES)
+
+# The batching server alone under 16 concurrent clients (the bench's `serve` part)
+bench-serve: $(STAMP)
+	$(BIN)/python -m benchmarks parts=serve peers=false $(OVERRIDES)
 
 # The peer implementations the bench compares against, in .venv-peers (git-ignored). torch comes
 # first and pinned: the CPU build of the local wheel folder (any other torch pulls CUDA builds).

@@ -10,7 +10,10 @@ ours / peer (above 1: nerlab is faster). Parts, in the order they run:
 4. inference: the test split, batched and one sentence at a time (:mod:`.infer_bench`), then
    spaCy's small English NER (:mod:`.spacy_bench`) and flair's tagger, in the peers' venv;
 5. model directory size (:mod:`.model_size`);
-6. FLOPs per token against the measured matmul peak (:mod:`.flops`).
+6. FLOPs per token against the measured matmul peak (:mod:`.flops`);
+7. the exported tagger, ONNX fp32 and int8, beside the torch tagger (:mod:`.onnx_bench`);
+8. the batching server under 16 concurrent clients (:mod:`.serve_bench`; ``make bench-serve``
+   runs it alone: ``parts=serve``).
 
 Options (``key=value``): ``data_dir`` (default ``../shared/data/conll2003`` beside the
 repository), ``quick=true`` (a few batches of each: a smoke test, not a measurement),
@@ -36,7 +39,7 @@ from pathlib import Path
 from benchmarks.peers import ROOT, ChildFailed, peer_has, run_json, set_threads
 from benchmarks.report import Row, fmt, machine_info, table, write_results
 
-PARTS = ("data", "crf", "optim", "train", "infer", "size", "flops")
+PARTS = ("data", "crf", "optim", "train", "infer", "size", "flops", "onnx", "serve")
 DEFAULTS = {
     "data_dir": str(ROOT.parent / "shared" / "data" / "conll2003"),
     "quick": "false",
@@ -58,6 +61,11 @@ REQUIRED_KEYS = (
     "train_peak_rss_mb",
     "infer_cold_start_s",
     "infer_peak_rss_mb",
+    "onnx_infer_tokens_per_s",
+    "onnx_int8_infer_tokens_per_s",
+    "onnx_int8_batch1_p50_ms",
+    "serve_requests_per_s",
+    "serve_p99_ms",
 )
 SPLIT_FILES = ("train.txt", "valid.txt", "test.txt")
 
@@ -112,6 +120,7 @@ class Bench:
         self.notes: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.built = None
+        self.model_dir: Path | None = None
         self.load_before: list[float] | None = None
         self.peer_missing: dict[str, str] = {}  # peer -> why it cannot run
 
@@ -255,6 +264,52 @@ class Bench:
             self.build(), repeats=1 if quick else 3, max_sentences=200 if quick else None
         )
 
+    def exported(self) -> Path:
+        """The default model saved and exported (fp32 and int8) in a temporary directory."""
+        if self.model_dir is None:
+            import tempfile
+
+            from nerlab.inference.export import export_onnx
+            from nerlab.inference.model_dir import build_info, save_model
+
+            built = self.build()
+            cfg, dm, net = built.cfg, built.datamodule, built.module.net
+            info = build_info(
+                net,
+                dm.vocabs,
+                entity_types=dm.entity_types,
+                constrain_transitions=bool(cfg.model.constrain_transitions),
+                data={"tag_column": cfg.data.tag_column, "word_length": cfg.data.word_length},
+            )
+            folder = Path(tempfile.mkdtemp(prefix="nerlab-bench-export-")) / "model"
+            save_model(folder, net, info)
+            export_onnx(folder, quantize="int8")
+            self.model_dir = folder
+        return self.model_dir
+
+    def onnx(self):
+        from benchmarks import onnx_bench
+
+        quick = self.o["quick"]
+        return onnx_bench.run(
+            self.exported(),
+            self.o["data_dir"] / "test.txt",
+            repeats=1 if quick else 3,
+            calls=30 if quick else 300,
+            max_sentences=200 if quick else None,
+            threads=self.o["threads"],
+            timeout=self.o["timeout"],
+        )
+
+    def serve(self):
+        from benchmarks import serve_bench
+
+        return serve_bench.run(
+            self.exported(),
+            self.o["data_dir"] / "test.txt",
+            seconds=2.0 if self.o["quick"] else 10.0,
+        )
+
     def size(self):
         from benchmarks import model_size
 
@@ -319,6 +374,12 @@ class Bench:
         self.beside("infer", "flair_infer", "flair", self.flair_infer)
         self.needs_data("size", self.size)
         self.attempt("flops", self.flops)
+        self.needs_data("onnx", self.onnx)
+        self.needs_data("serve", self.serve)
+        if self.model_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.model_dir.parent, ignore_errors=True)
         return self.summary()
 
     def summary(self) -> dict:
@@ -373,6 +434,27 @@ class Bench:
             got = fl.get(f"{name}_achieved") or {}
             s[f"{name}_gflops"] = got.get("gflops")
             s[f"{name}_peak_fraction"] = got.get("peak_fraction")
+        onnx = p.get("onnx", {})
+        for name in ("torch", "onnx", "onnx_int8"):
+            got = onnx.get(name) or {}
+            key = "torch_tagger" if name == "torch" else name
+            s[f"{key}_infer_tokens_per_s"] = got.get("tokens_per_s")
+            s[f"{key}_batch1_p50_ms"] = got.get("batch1_p50_ms")
+            s[f"{key}_batch1_p99_ms"] = got.get("batch1_p99_ms")
+            s[f"{key}_model_bytes"] = got.get("model_bytes")
+            s[f"{key}_agreement"] = got.get("agreement_with_torch")
+        s["onnx_int8_vs_torch"] = _ratio(
+            s["onnx_int8_infer_tokens_per_s"], s["torch_tagger_infer_tokens_per_s"]
+        )
+        process = onnx.get("onnx_int8_process") or {}
+        s["onnx_int8_peak_rss_mb"] = process.get("peak_rss_mb")
+        s["onnx_int8_cold_start_s"] = process.get("cold_start_s")
+        s["onnx_int8_torch_imported"] = process.get("torch_imported")
+        serve = p.get("serve", {})
+        s["serve_requests_per_s"] = serve.get("requests_per_s")
+        s["serve_p50_ms"] = serve.get("p50_ms")
+        s["serve_p99_ms"] = serve.get("p99_ms")
+        s["serve_errors"] = serve.get("errors")
         s["quick"] = self.o["quick"]
         return s
 
@@ -484,6 +566,39 @@ class Bench:
             Row("train fraction of peak", s["train_peak_fraction"]),
             Row("infer achieved (GFLOP/s)", s["infer_gflops"]),
             Row("infer fraction of peak", s["infer_peak_fraction"]),
+        ]
+        for key, label in (("onnx", "ONNX fp32"), ("onnx_int8", "ONNX int8")):
+            rows += [
+                Row(
+                    f"tagger {label}: batch 256 (tokens/s)",
+                    s[f"{key}_infer_tokens_per_s"],
+                    "torch tagger",
+                    s["torch_tagger_infer_tokens_per_s"],
+                    _ratio(s[f"{key}_infer_tokens_per_s"], s["torch_tagger_infer_tokens_per_s"]),
+                    self.why("onnx"),
+                ),
+                Row(
+                    f"tagger {label}: one 20-token sentence, p50 (ms)",
+                    s[f"{key}_batch1_p50_ms"],
+                    "torch tagger",
+                    s["torch_tagger_batch1_p50_ms"],
+                    _ratio(s["torch_tagger_batch1_p50_ms"], s[f"{key}_batch1_p50_ms"]),
+                ),
+                Row(f"tagger {label}: model files (bytes)", s[f"{key}_model_bytes"]),
+            ]
+        rows += [
+            Row(
+                "tagger ONNX int8: peak RSS tagging the test split (MB)", s["onnx_int8_peak_rss_mb"]
+            ),
+            Row("tagger ONNX int8: cold start (s)", s["onnx_int8_cold_start_s"]),
+            Row(
+                "serve: 16 clients, 1 sentence each (requests/s)",
+                s["serve_requests_per_s"],
+                note=self.why("serve"),
+            ),
+            Row("serve: p50 latency (ms)", s["serve_p50_ms"]),
+            Row("serve: p99 latency (ms)", s["serve_p99_ms"]),
+            Row("serve: errors", s["serve_errors"]),
         ]
         return rows
 

@@ -1,8 +1,9 @@
 """Cold start and peak memory of the tagger at inference, in a process of its own.
 
 ``python -m benchmarks.tagger_rss --model-dir DIR --file test.txt --started-at T --json`` loads a
-saved model directory with :class:`nerlab.Tagger` (what a user ships), tags the file's first
-sentence, then every sentence in batches, and reports ``cold_start_s`` (from ``T``, the parent's
+saved model directory with :class:`nerlab.Tagger` (what a user ships; ``--backend onnx
+[--quantize int8]``: the exported model, without torch), tags the file's first sentence, then
+every sentence in batches, and reports ``cold_start_s`` (from ``T``, the parent's
 ``time.time()`` just before it started this process, to the first sentence's tags: interpreter
 start, imports, loading and the first call's compilation together), ``peak_rss_mb``
 (``VmHWM`` of this process: Python, torch, the model and the tagged data together), the
@@ -22,17 +23,23 @@ TRAINING_STACK = ("lightning", "torchmetrics", "hydra", "mlflow")
 
 
 def measure(
-    model_dir: str, file: str, *, threads: int | None = None, started_at: float | None = None
+    model_dir: str,
+    file: str,
+    *,
+    threads: int | None = None,
+    started_at: float | None = None,
+    backend: str = "torch",
+    quantize: str | None = None,
 ) -> dict:
-    import torch
-
     from nerlab.data import read_conll
     from nerlab.inference import Tagger
 
-    if threads:
+    if threads and backend == "torch":
+        import torch
+
         torch.set_num_threads(threads)
     before = peak_rss_mb()
-    tagger = Tagger.load(model_dir)
+    tagger = Tagger.load(model_dir, backend=backend, quantize=quantize, threads=threads)
     sentences = [s.tokens for s in read_conll(file)]
     tagger.tag(sentences[:1])
     cold_start = time.time() - started_at if started_at is not None else None
@@ -46,7 +53,10 @@ def measure(
         "sentences": len(sentences),
         "tokens": sum(len(t) for t in tags),
         "seconds": seconds,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
+        "backend": backend,
+        "quantize": quantize,
+        "torch_imported": "torch" in sys.modules,
         "training_stack_imported": sorted(m for m in TRAINING_STACK if m in sys.modules),
     }
 
@@ -57,9 +67,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", required=True, help="a CoNLL file whose sentences are tagged")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--started-at", type=float, default=None, help="the parent's time.time()")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnx"))
+    parser.add_argument("--quantize", default=None, choices=("int8",))
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    result = measure(args.model_dir, args.file, threads=args.threads, started_at=args.started_at)
+    result = measure(
+        args.model_dir,
+        args.file,
+        threads=args.threads,
+        started_at=args.started_at,
+        backend=args.backend,
+        quantize=args.quantize,
+    )
     print_result(result, args.json)
 
 

@@ -123,3 +123,22 @@ def conll_dir() -> Path:
     if not (CONLL_DIR / "train.txt").exists():
         pytest.skip("the real CoNLL-2003 data is not beside the repository")
     return CONLL_DIR
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A small model trained on a fixture, with its MLflow run (model logged); shared by the
+    inference and serving tests (copy its model directory before changing it)."""
+    from nerlab.training.run import train
+
+    root = tmp_path_factory.mktemp("trained")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    write_conll(corpus / "train.txt", make_sentences(150, seed=1))
+    write_conll(corpus / "valid.txt", make_sentences(30, seed=2))
+    write_conll(corpus / "test.txt", make_sentences(30, seed=3))
+    cfg = compose_cfg(
+        root, corpus, "trainer.max_epochs=12", "optimizer.lr=0.02", "model.dropout=0.2"
+    )
+    summary = train(cfg)
+    return {"root": root, "corpus": corpus, **summary}

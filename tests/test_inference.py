@@ -9,29 +9,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg, free_port, make_sentences, wait_until_up, write_conll
+from conftest import compose_cfg, free_port, wait_until_up
 
 from nerlab import Tagger
 from nerlab.inference import tokenize
-from nerlab.training.run import train
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small model trained on a fixture, with its MLflow run (model logged)."""
-    root = tmp_path_factory.mktemp("trained")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    write_conll(corpus / "train.txt", make_sentences(150, seed=1))
-    write_conll(corpus / "valid.txt", make_sentences(30, seed=2))
-    write_conll(corpus / "test.txt", make_sentences(30, seed=3))
-    cfg = compose_cfg(
-        root, corpus, "trainer.max_epochs=12", "optimizer.lr=0.02", "model.dropout=0.2"
-    )
-    summary = train(cfg)
-    return {"root": root, "corpus": corpus, **summary}
 
 
 def cmd(name: str, *args: str, stdin: str | None = None, timeout: int = 120):
@@ -311,6 +294,8 @@ def test_mlflow_serving_answers_invocations(trained):
 
 
 def test_evaluate_on_conll2003_reproduces_training_test_f1(tmp_path, conll_dir):
+    from nerlab.training.run import train
+
     cfg = compose_cfg(
         tmp_path,
         conll_dir,
@@ -329,6 +314,21 @@ def test_evaluate_on_conll2003_reproduces_training_test_f1(tmp_path, conll_dir):
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert scores["f1"] == pytest.approx(summary["test_f1"], abs=1e-6)
     assert sum(s["support"] for s in scores["per_type"].values()) == 5648
+    # the exported model scores exactly what the PyTorch one scores
+    exported = cmd("nerlab-export", f"model_dir={summary['model_dir']}", timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    onnx = cmd(
+        "nerlab-evaluate",
+        f"model_dir={summary['model_dir']}",
+        f"test_file={conll_dir / 'test.txt'}",
+        "backend=onnx",
+        "calibration=false",
+        timeout=300,
+    )
+    assert onnx.returncode == 0, onnx.stderr
+    onnx_scores = json.loads(onnx.stdout.strip().splitlines()[-1])
+    assert onnx_scores["backend"] == "onnx"
+    assert onnx_scores["f1"] == scores["f1"]
 
 
 def test_predict_writes_doccano_pre_annotations_that_convert_reads(trained, tmp_path):

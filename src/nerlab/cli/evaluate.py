@@ -2,6 +2,7 @@
 
     nerlab-evaluate model_dir=DIR test_file=FILE [tag_column=N] [batch_size=256]
                     [predictions=OUT.conll] [plot=FILE.png] [bins=10] [calibration=false]
+                    [backend=torch|onnx] [quantize=int8]
                     [run_id=ID] [tracking_uri=URI] [prefix=eval]
 
 The last stdout line is JSON: ``f1``, ``precision``, ``recall``, ``per_type``
@@ -77,7 +78,7 @@ def evaluate(options: dict[str, str]) -> int:
     tag_column = int(options.get("tag_column", default_column))
     path = Path(options["test_file"])
     sentences, _, _ = to_iob2(read_conll(path, tag_column), path)
-    if with_calibration and tagger.net.crf is not None:
+    if with_calibration and tagger.has_crf:
         predictions, probabilities, correct = span_outcomes(tagger, sentences)
         scores = score_predictions(tagger.entity_types, sentences, predictions)
         scores["calibration"] = calibration(probabilities, correct, bins)
@@ -91,6 +92,8 @@ def evaluate(options: dict[str, str]) -> int:
                 for s, p in zip(sentences, predictions, strict=True)
             ),
         )
+    scores["backend"] = tagger.backend
+    scores["quantize"] = getattr(tagger.runner, "quantize", None)
     plot = _plot_path(options)
     if "calibration" in scores and plot is not None:
         reliability_plot(

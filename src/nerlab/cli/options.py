@@ -80,15 +80,19 @@ def main_of(prog: str, command: Callable[[dict[str, str]], int | None], **parse_
 
 def load_tagger(options: dict[str, str]):
     """The :class:`~nerlab.inference.Tagger` that ``model_dir=`` (or NLP Architect's
-    ``--model_path``/``--model_info_path``) names, on ``device=`` with ``batch_size=``."""
+    ``--model_path``/``--model_info_path``) names, on ``device=`` with ``batch_size=``;
+    ``backend=onnx [quantize=int8]`` runs the model ``make export`` wrote."""
     from nerlab.inference import Tagger
 
     if not any(k in options for k in ("model_dir", "model_info_path")):
         raise NerlabError("give model_dir=DIR (or --model_path FILE --model_info_path FILE)")
+    quantize = options.get("quantize") or None
     return Tagger.load(
         options.get("model_dir"),
         model_path=options.get("model_path"),
         model_info_path=options.get("model_info_path"),
         device=options.get("device", "cpu"),
         batch_size=int(options.get("batch_size", 64)),
+        backend=options.get("backend", "torch"),
+        quantize=None if quantize in (None, "none", "fp32") else quantize,
     )

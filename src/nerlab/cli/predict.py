@@ -2,7 +2,7 @@
 
 nerlab-predict model_dir=DIR input=FILE output=FILE [format=jsonl|conll|doccano]
                [input_format=text|conll] [min_confidence=0.5] [batch_size=64]
-               [chunk=2000] [device=cpu]
+               [chunk=2000] [device=cpu] [backend=torch|onnx] [quantize=int8]
 nerlab-interactive model_dir=DIR     (or --model_path W --model_info_path I)
 """
 

@@ -20,12 +20,8 @@ from safetensors.torch import load_file, save_file
 from nerlab.data.vocab import Vocabularies
 from nerlab.errors import ModelLoadError, NerlabError
 from nerlab.files import atomic_path, write_atomic
+from nerlab.inference.model_info import FORMAT, FORMAT_VERSION, INFO_NAME, WEIGHTS_NAME, read_info
 from nerlab.models.tagger import BiLSTMTagger, TaggerConfig, build_tagger
-
-INFO_NAME = "model_info.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT = "nerlab-model"
-FORMAT_VERSION = 1
 
 
 def build_info(
@@ -75,25 +71,6 @@ def save_model(
     rel = os.path.relpath(weights, info_file.parent)
     write_atomic(info_file, json.dumps({**info, "weights": rel}, indent=1, ensure_ascii=False))
     return weights, info_file
-
-
-def read_info(info_path: str | os.PathLike) -> dict[str, Any]:
-    info_path = Path(info_path)
-    if info_path.is_dir():
-        info_path = info_path / INFO_NAME
-    if not info_path.exists():
-        raise ModelLoadError(f"{info_path}: missing; a model directory needs {INFO_NAME}")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"{info_path}: not valid JSON ({err})") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ModelLoadError(f"{info_path}: not a nerlab model_info.json (no format {FORMAT!r})")
-    for key in ("model", "tags", "tag_scheme", "vocabularies"):
-        if key not in info:
-            raise ModelLoadError(f"{info_path}: the key {key!r} is missing")
-    info["_path"] = str(info_path)
-    return info
 
 
 def load_model(

@@ -1,9 +1,12 @@
 """Putting text through a trained model: :class:`Tagger`.
 
 ``Tagger.load(model_dir)`` rebuilds the network from ``model_info.json`` and the safetensors
-weights (nothing is unpickled). ``tag`` takes token lists and returns IOB2 tags; ``predict``
-takes raw text, tokenizes it keeping character offsets, and returns entities with their span
-and a confidence from the CRF's marginals.
+weights (nothing is unpickled); ``Tagger.load(model_dir, backend="onnx")`` runs the network
+that ``make export`` wrote with onnxruntime instead, and imports no torch. Either way the CRF
+decodes in NumPy (:mod:`nerlab.inference.crf_numpy`).
+
+``tag`` takes token lists and returns IOB2 tags; ``predict`` takes raw text, tokenizes it
+keeping character offsets, and returns entities with their span and its probability.
 """
 
 from __future__ import annotations
@@ -13,16 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-from nerlab.data.batching import SortedBatchSampler, make_batch, to_tensors
+from nerlab.data.batching import SortedBatchSampler, make_batch
 from nerlab.data.encoding import FormTable, encode_split
 from nerlab.data.tag_schemes import conlleval_spans, ids_to_iob2, span_cases
 from nerlab.data.tokenizer import tokenize
 from nerlab.data.vocab import Vocabularies
 from nerlab.errors import ConfigError
-from nerlab.inference.model_dir import load_model
-from nerlab.models.tagger import BiLSTMTagger
+from nerlab.inference import crf_numpy
+from nerlab.inference.runners import OnnxRunner, TorchRunner, load_runner
 
 
 def entities(
@@ -63,30 +65,30 @@ def entities(
 
 
 class Tagger:
-    """A trained model ready to tag text, on CPU or GPU, in length-sorted batches.
+    """A trained model ready to tag text, in length-sorted batches.
 
-    ``crf_backend`` picks how the CRF decodes: ``"torch"`` (the default: batched PyTorch on
-    any device) or ``"auto"``/``"numba"`` (numba's compiled kernels on the CPU). The compiled
-    kernels decode about 10% faster on the CPU but cost about 120 MB of memory for LLVM and
-    the kernels, which a served tagger rarely wants (docs/performance.md).
+    ``backend="torch"`` (the default) runs the network with PyTorch on ``device``;
+    ``backend="onnx"`` runs the exported ONNX model (``quantize="int8"``: its int8 version)
+    with onnxruntime on the CPU. The tags and span probabilities come from the same NumPy CRF
+    code for both.
     """
 
     def __init__(
         self,
-        net: BiLSTMTagger,
+        net: Any,
         vocabs: Vocabularies,
         info: dict[str, Any],
         *,
-        device: str | torch.device = "cpu",
+        device: str = "cpu",
         batch_size: int = 64,
-        crf_backend: str = "torch",
+        crf_backend: str | None = None,
     ) -> None:
-        self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
-        if crf_backend not in ("torch", "auto", "numba"):
+        """``net`` is a runner (:mod:`nerlab.inference.runners`) or a BiLSTMTagger to run with
+        PyTorch on ``device``. (``crf_backend`` is accepted for older callers and ignored: the
+        CRF decodes in NumPy.)"""
+        if crf_backend not in (None, "torch", "auto", "numba"):
             raise ConfigError(f"crf_backend must be torch, auto or numba, found {crf_backend!r}")
-        if self.net.crf is not None:
-            self.net.crf.backend = crf_backend
+        self.runner = net if isinstance(net, TorchRunner | OnnxRunner) else TorchRunner(net, device)
         self.vocabs = vocabs
         self.info = info
         self.batch_size = batch_size
@@ -99,20 +101,57 @@ class Tagger:
         *,
         model_path: str | os.PathLike | None = None,
         model_info_path: str | os.PathLike | None = None,
-        device: str | torch.device = "cpu",
+        device: str = "cpu",
         batch_size: int = 64,
-        crf_backend: str = "torch",
+        crf_backend: str | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
+        threads: int | None = None,
     ) -> Tagger:
-        net, vocabs, info = load_model(
-            model_dir, model_path=model_path, model_info_path=model_info_path
+        runner, vocabs, info = load_runner(
+            model_dir,
+            model_path=model_path,
+            model_info_path=model_info_path,
+            device=device,
+            backend=backend,
+            quantize=quantize,
+            threads=threads,
         )
-        return cls(net, vocabs, info, device=device, batch_size=batch_size, crf_backend=crf_backend)
+        return cls(runner, vocabs, info, batch_size=batch_size, crf_backend=crf_backend)
+
+    @property
+    def backend(self) -> str:
+        return self.runner.backend
+
+    @property
+    def net(self):
+        """The PyTorch network (torch backend only)."""
+        if not isinstance(self.runner, TorchRunner):
+            raise AttributeError("an ONNX tagger has no PyTorch network")
+        return self.runner.net
+
+    @property
+    def device(self):
+        return getattr(self.runner, "device", "cpu")
+
+    @property
+    def has_crf(self) -> bool:
+        return self.runner.crf is not None
 
     @property
     def entity_types(self) -> list[str]:
         return list(self.info.get("entity_types") or self.vocabs.tags.types)
 
-    @torch.inference_mode()
+    def _batches(self, token_lists: Sequence[Sequence[str]]):
+        """``(sentence numbers, lengths, batch arrays)`` of length-sorted batches."""
+        table = FormTable(self.vocabs.words, self.vocabs.chars, self.word_length)
+        split = encode_split([(list(t), ()) for t in token_lists], table, None)
+        table.freeze()
+        non_empty = np.flatnonzero(split.lengths > 0)
+        for positions in SortedBatchSampler(split.lengths[non_empty], self.batch_size):
+            indices = non_empty[np.asarray(positions)]
+            yield indices, split.lengths[indices], make_batch(split, table, indices)
+
     def _run(
         self,
         token_lists: Sequence[Sequence[str]],
@@ -124,61 +163,69 @@ class Tagger:
         token list's ``k`` best tag sequences instead."""
         tags: list = [[] if k is None else [[]] for _ in token_lists]
         confidence: list[dict] = [{} for _ in token_lists]
-        if not token_lists:
-            return tags, confidence
-        table = FormTable(self.vocabs.words, self.vocabs.chars, self.word_length)
-        split = encode_split([(list(t), ()) for t in token_lists], table, None)
-        table.freeze()
-        non_empty = np.flatnonzero(split.lengths > 0)
         names = self.vocabs.tags.tags
-        for positions in SortedBatchSampler(split.lengths[non_empty], self.batch_size):
-            indices = non_empty[np.asarray(positions)]
-            batch = to_tensors(make_batch(split, table, indices), self.device)
-            mask = batch["mask"]
-            emissions = self.net(batch)
+        for indices, lengths, batch in self._batches(token_lists):
             if k is not None:
-                paths = self.net.decode(emissions, mask, k=k).tolist()  # (B, k, L)
-                for row, idx in enumerate(indices.tolist()):
-                    n = int(split.lengths[idx])
+                paths = self.runner.kbest(batch, k).tolist()  # (B, k, L)
+                for row, (idx, n) in enumerate(
+                    zip(indices.tolist(), lengths.tolist(), strict=True)
+                ):
                     tags[idx] = [ids_to_iob2(path[:n], names) for path in paths[row]]
                 continue
-            id_rows = self.net.decode(emissions, mask).tolist()
-            for row, idx in enumerate(indices.tolist()):
-                tags[idx] = ids_to_iob2(id_rows[row][: int(split.lengths[idx])], names)
+            emissions = self.runner.emissions(batch)
+            mask = batch["mask"]
+            if self.runner.crf is not None:
+                id_rows = crf_numpy.viterbi(emissions, mask, *self.runner.crf).tolist()
+            else:
+                id_rows = emissions.argmax(-1).tolist()
+            for row, (idx, n) in enumerate(zip(indices.tolist(), lengths.tolist(), strict=True)):
+                tags[idx] = ids_to_iob2(id_rows[row][:n], names)
             if with_confidence:
                 self._span_probabilities(emissions, mask, indices, tags, confidence)
         return tags, confidence
 
     def _span_probabilities(self, emissions, mask, indices, tags, confidence) -> None:
         """The exact probability of each predicted chunk: for every chunk, the disjoint sets of
-        tag paths that read as exactly that chunk (``span_cases``), each a constrained forward
-        pass, all of a batch in one call."""
+        tag paths that read as exactly that chunk (``span_cases``), each a constrained pass
+        over the positions the case names (:func:`crf_numpy.window_log_probs`)."""
         names = self.vocabs.tags.tags
-        rows, cases, keys = [], [], []
+        rows, lows, cases, keys = [], [], [], []
         for row, idx in enumerate(indices.tolist()):
             n = len(tags[idx])
             for span in conlleval_spans(tags[idx]):
                 for case in span_cases(names, *span, n):
                     rows.append(row)
+                    lows.append(min(case))
                     cases.append(case)
                     keys.append((idx, span))
         if not rows:
             return
-        allowed = torch.ones(len(rows), *emissions.shape[1:], dtype=torch.bool)  # (N, L, K)
-        for i, case in enumerate(cases):
+        width = max(max(case) - min(case) + 1 for case in cases)
+        allowed = np.ones((len(cases), width, len(names)), dtype=bool)  # (N, W, K)
+        for i, (low, case) in enumerate(zip(lows, cases, strict=True)):
             for position, tag_ids in case.items():
-                allowed[i, position] = False
-                allowed[i, position, list(tag_ids)] = True
-        pick = torch.as_tensor(rows, device=emissions.device)
-        log_p = self.net.path_log_prob(emissions, mask, pick, allowed.to(emissions.device))
-        for (idx, span), p in zip(keys, log_p.exp().tolist(), strict=True):
+                allowed[i, position - low] = False
+                allowed[i, position - low, list(tag_ids)] = True
+        crf = self.runner.crf
+        used = sorted(set(rows))
+        messages = None
+        if crf is not None:
+            # the forward and backward messages of the sentences that have a chunk, once each
+            alpha, beta, logz = crf_numpy.forward_backward(emissions[used], mask[used], *crf)
+            messages = (alpha, beta, logz)
+        where = {r: i for i, r in enumerate(used)}
+        sub = np.asarray([where[r] for r in rows])
+        log_p = crf_numpy.window_log_probs(
+            emissions[used], messages, crf, sub, np.asarray(lows), allowed
+        )
+        for (idx, span), p in zip(keys, np.exp(log_p).tolist(), strict=True):
             confidence[idx][span] = confidence[idx].get(span, 0.0) + p
 
     def tag(self, token_lists: Sequence[Sequence[str]], k: int | None = None) -> list:
         """IOB2 tags for each list of tokens: ``[["John", "lives"]] -> [["B-PER", "O"]]``.
 
-        With ``k``, the ``k`` best tag sequences of each (CRF models): ``[[best, second, ...]]``,
-        best first; the first is what ``tag`` gives without ``k``.
+        With ``k``, the ``k`` best tag sequences of each (CRF models, torch backend):
+        ``[[best, second, ...]]``, best first; the first is what ``tag`` gives without ``k``.
         """
         return self._run(token_lists, k=k)[0]
 

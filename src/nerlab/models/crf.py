@@ -398,6 +398,13 @@ class CRF(nn.Module):
                 paths, scores = kbest_viterbi_torch(emissions, mask, transitions, start, end, k)
         return (paths, scores) if return_scores else paths
 
+    def inference_parameters(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(transitions, start, end)`` with the transition constraints added, float32 on the
+        CPU: what decoding outside this module (NumPy, an exported model) needs."""
+        with torch.no_grad():
+            _, transitions, start, end = self._cast(torch.zeros(1, 1, self.num_tags))
+        return tuple(t.detach().float().cpu() for t in (transitions, start, end))
+
     def constrained_log_partition(
         self, emissions: Tensor, mask: Tensor | None, allowed: Tensor
     ) -> Tensor:

@@ -1,0 +1,231 @@
+"""`make serve` / `nerlab-serve`: a tagger behind HTTP, batching concurrent requests (LitServe).
+
+    nerlab-serve model_dir=DIR | run_id=ID [backend=torch|onnx] [quantize=int8] [port=8080]
+                 [host=127.0.0.1] [max_batch_size=64] [batch_timeout=0.002] [workers=1]
+                 [api_servers=1] [max_bytes=1000000] [timeout=30] [tracking_uri=URI]
+
+``POST /invocations`` with ``{"inputs": ["text", ...]}`` answers
+``{"predictions": [[{"text", "label", "start", "end", "confidence"}, ...], ...]}``, one list of
+entities per text (the protocol of MLflow's scoring server). ``GET /health`` answers ``ok`` once
+the model is loaded (``/ping`` too). A body that is not ``{"inputs": [strings]}`` gets 400 with
+one line saying what was expected; a body over ``max_bytes`` gets 413; neither reaches the
+model, and the server goes on serving.
+
+LitServe runs the tagger in a worker process and hands it the requests that arrive within
+``batch_timeout`` seconds of each other, up to ``max_batch_size`` texts' requests, as one batch.
+"""
+
+# no `from __future__ import annotations`: LitServe and FastAPI read the request type from
+# decode_request's annotation, which must be the class, not a string
+import json
+import os
+from pathlib import Path
+
+import litserve as ls
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from nerlab.cli.options import main_of
+from nerlab.errors import NerlabError
+from nerlab.files import REPO_ROOT
+
+OPTIONS = (
+    "model_dir",
+    "run_id",
+    "backend",
+    "quantize",
+    "port",
+    "host",
+    "max_batch_size",
+    "batch_timeout",
+    "workers",
+    "api_servers",
+    "max_bytes",
+    "timeout",
+    "tracking_uri",
+    "threads",
+)
+
+
+def _expected(found: object) -> str:
+    shown = json.dumps(found)[:80] if found is not None else "null"
+    return (
+        f'expected a JSON object {{"inputs": [text, ...]}} with every input a string, found {shown}'
+    )
+
+
+def _is_valid(body: object) -> bool:
+    return (
+        isinstance(body, dict)
+        and set(body) == {"inputs"}
+        and isinstance(body["inputs"], list)
+        and all(isinstance(t, str) for t in body["inputs"])
+    )
+
+
+def _validation_message(body: object) -> str:
+    """One line naming the first thing wrong with a request body."""
+    if not isinstance(body, dict) or "inputs" not in body:
+        return _expected(body)
+    inputs = body["inputs"]
+    if not isinstance(inputs, list):
+        return f'expected "inputs" to be a list of strings, found {json.dumps(inputs)[:80]}'
+    for i, value in enumerate(inputs):
+        if not isinstance(value, str):
+            return f"expected input {i} to be a string, found {json.dumps(value)[:80]}"
+    extra = sorted(set(body) - {"inputs"})
+    if extra:
+        return f'expected only the key "inputs", found {json.dumps(extra)[:80]}'
+    return _expected(body)
+
+
+class Invocation(BaseModel):
+    """A request body: ``{"inputs": ["text", ...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[StrictStr]
+
+
+class TaggerAPI(ls.LitAPI):
+    """Tags the texts of a batch of requests in one call (LitServe spawns it in a worker, so
+    it is defined here, at module level, where the worker can import it)."""
+
+    def __init__(self, tagger_options: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tagger_options = tagger_options
+
+    def setup(self, device) -> None:
+        from nerlab.inference import Tagger
+
+        self.tagger = Tagger.load(**self.tagger_options)
+        self.tagger.predict(["Warm up the tagger ."])
+
+    def decode_request(self, request: Invocation) -> list[str]:
+        return request.inputs
+
+    def batch(self, inputs: list[list[str]]) -> list[list[str]]:
+        return inputs
+
+    def predict(self, batch: list[list[str]]) -> list[list[list[dict]]]:
+        texts = [text for inputs in batch for text in inputs]
+        found = self.tagger.predict(texts) if texts else []
+        out, start = [], 0
+        for inputs in batch:
+            out.append(found[start : start + len(inputs)])
+            start += len(inputs)
+        return out
+
+    def unbatch(self, output: list) -> list:
+        return output
+
+    def encode_response(self, output: list[list[dict]]) -> dict:
+        return {"predictions": output}
+
+
+def build_server(tagger_options: dict, options: dict[str, str]) -> ls.LitServer:
+    """The LitServer for a tagger (``tagger_options``: ``Tagger.load``'s arguments)."""
+    api = TaggerAPI(
+        tagger_options,
+        max_batch_size=int(options.get("max_batch_size", 64)),
+        batch_timeout=float(options.get("batch_timeout", 0.002)),
+        api_path="/invocations",
+    )
+    max_bytes = int(options.get("max_bytes", 1_000_000))
+    server = ls.LitServer(
+        api,
+        accelerator="cpu",
+        devices=1,
+        workers_per_device=int(options.get("workers", 1)),
+        timeout=float(options.get("timeout", 30)),
+        healthcheck_path="/health",
+        max_payload_size=max_bytes,
+    )
+    app = server.app
+
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            return JSONResponse(
+                {"error": f"the body has {int(length)} bytes; at most {max_bytes} are accepted"},
+                status_code=413,
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line_errors(request: Request, exc: RequestValidationError):
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return JSONResponse({"error": "expected a JSON body, found invalid JSON"}, 400)
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("application/json") and _is_valid(body):
+            message = f"expected Content-Type: application/json, found {content_type or 'none'}"
+            return JSONResponse({"error": message}, status_code=415)
+        return JSONResponse({"error": _validation_message(body)}, status_code=400)
+
+    @app.get("/ping")
+    async def ping():
+        return PlainTextResponse("ok")
+
+    return server
+
+
+def _model_dir_of_run(run_id: str, tracking_uri: str | None) -> str:
+    """The model directory logged with an MLflow run's model, downloaded."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(
+        tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{REPO_ROOT / 'mlruns.db'}"
+    )
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model"))
+    except MlflowException as err:
+        raise NerlabError(f"run_id={run_id}: no MLflow model ({str(err)[:120]})") from None
+    found = sorted(local.glob("artifacts/*/model_info.json"))
+    if not found:
+        raise NerlabError(f"run_id={run_id}: its MLflow model holds no model_info.json")
+    return str(found[0].parent)
+
+
+def serve(options: dict[str, str]) -> int:
+    if "model_dir" in options:
+        model_dir = options["model_dir"]
+    elif "run_id" in options:
+        model_dir = _model_dir_of_run(options["run_id"], options.get("tracking_uri"))
+    else:
+        raise NerlabError("give model_dir=DIR or run_id=ID")
+    backend = options.get("backend", "torch")
+    quantize = options.get("quantize") or None
+    tagger_options = {
+        "model_dir": model_dir,
+        "backend": backend,
+        "quantize": None if quantize in (None, "none") else quantize,
+        "batch_size": int(options.get("max_batch_size", 64)),
+        "threads": int(options["threads"]) if "threads" in options else None,
+    }
+    # load once here, so that a bad model directory is a one-line error, not a dead worker
+    from nerlab.inference import Tagger
+
+    Tagger.load(**tagger_options)
+    server = build_server(tagger_options, options)
+    server.run(
+        host=options.get("host", "127.0.0.1"),
+        port=int(options.get("port", 8080)),
+        num_api_servers=int(options.get("api_servers", 1)),
+        log_level="warning",
+        generate_client_file=False,
+    )
+    return 0
+
+
+main = main_of("nerlab-serve", serve, allowed=OPTIONS)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

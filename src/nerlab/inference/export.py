@@ -1,0 +1,169 @@
+"""``make export``: the network of a saved model as ONNX, optionally quantized to int8.
+
+The exported graph maps a batch (``word_ids``, ``form_index``, ``char_ids``, ``char_lengths``,
+``casing``, ``mask``; dynamic batch, length, form and word-width axes) to the emission scores
+``(B, L, K)``: embeddings, character encoder, BiLSTM and projection. The CRF's scores go beside
+it in ``crf.safetensors`` and are decoded by :mod:`nerlab.inference.crf_numpy`, so
+``Tagger.load(model_dir, backend="onnx")`` needs onnxruntime and NumPy only.
+
+The export uses ``torch.onnx.export`` (the ``torch.export``-based exporter), is checked with
+``onnx.checker``, and is compared with PyTorch on a batch of the model's own vocabulary before
+it is written; int8 is onnxruntime's dynamic quantization of the weights (LSTM, MatMul, Conv).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerlab.data.batching import make_batch
+from nerlab.data.encoding import FormTable, encode_split
+from nerlab.errors import NerlabError
+from nerlab.files import atomic_path
+from nerlab.inference.model_dir import load_model
+from nerlab.inference.model_info import CRF_NAME, ONNX_NAMES
+
+INPUTS = ("word_ids", "form_index", "char_ids", "char_lengths", "casing", "mask")
+OPSET = 18
+#: the largest difference allowed between the exported and the PyTorch emission scores
+TOLERANCE = 1e-4
+
+
+class _Emissions(torch.nn.Module):
+    """The network with positional inputs, as the exporter wants them."""
+
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, word_ids, form_index, char_ids, char_lengths, casing, mask):
+        batch = dict(
+            zip(INPUTS, (word_ids, form_index, char_ids, char_lengths, casing, mask), strict=True)
+        )
+        return self.net(batch)
+
+
+def sample_batch(vocabs, word_length, sentences: int = 6) -> dict[str, np.ndarray]:
+    """A batch of sentences of different lengths drawn from the model's own words."""
+    rng = np.random.default_rng(0)
+    words = list(vocabs.words.words[2:200]) or ["word"]
+    token_lists = [
+        [words[i] for i in rng.integers(0, len(words), size=n)]
+        for n in (7, 3, 12, 1, 5, 9)[:sentences]
+    ]
+    table = FormTable(vocabs.words, vocabs.chars, word_length)
+    split = encode_split([(t, ()) for t in token_lists], table, None)
+    table.freeze()
+    return make_batch(split, table, np.arange(len(token_lists)))
+
+
+def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> dict:
+    """Write ``model.onnx`` (and with ``quantize="int8"`` also ``model.int8.onnx``) and
+    ``crf.safetensors`` into ``model_dir``; return what was written and the check's figures."""
+    import onnx
+    from safetensors.numpy import save_file
+
+    if quantize not in ONNX_NAMES:
+        raise NerlabError(f"quantize must be int8 or none, found {quantize!r}")
+    model_dir = Path(model_dir)
+    net, vocabs, info = load_model(model_dir)
+    net.eval()
+    batch = sample_batch(vocabs, (info.get("data") or {}).get("word_length"))
+    args = tuple(torch.from_numpy(batch[name]) for name in INPUTS)
+    with torch.no_grad():
+        reference = net(dict(zip(INPUTS, args, strict=True))).numpy()
+    dims = {n: torch.export.Dim(n) for n in ("batch", "length", "forms", "width")}
+    shapes = (
+        {0: dims["batch"], 1: dims["length"]},
+        {0: dims["batch"], 1: dims["length"]},
+        {0: dims["forms"], 1: dims["width"]},
+        {0: dims["forms"]},
+        {0: dims["batch"], 1: dims["length"]},
+        {0: dims["batch"], 1: dims["length"]},
+    )
+    written = {}
+    fp32 = model_dir / ONNX_NAMES[None]
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet = logging.getLogger("torch.onnx")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            torch.onnx.export(
+                _Emissions(net),
+                args,
+                f"{tmp}/model.onnx",
+                dynamo=True,
+                input_names=list(INPUTS),
+                output_names=["emissions"],
+                dynamic_shapes=shapes,
+                opset_version=OPSET,
+                external_data=False,
+                verbose=False,
+            )
+        except Exception as err:  # the exporter raises many types; say which model failed
+            raise NerlabError(
+                f"{model_dir}: torch.onnx.export failed ({type(err).__name__}: "
+                f"{str(err).splitlines()[0][:200]})"
+            ) from None
+        finally:
+            quiet.setLevel(level)
+        onnx.checker.check_model(f"{tmp}/model.onnx", full_check=True)
+        difference = _max_difference(f"{tmp}/model.onnx", batch, reference)
+        if difference > TOLERANCE:
+            raise NerlabError(
+                f"{model_dir}: the ONNX model's scores differ from PyTorch's by {difference:.2e} "
+                f"(more than {TOLERANCE:g}); not written"
+            )
+        with atomic_path(fp32) as target:
+            Path(f"{tmp}/model.onnx").replace(target)
+        written["onnx"] = {
+            "file": fp32.name,
+            "bytes": fp32.stat().st_size,
+            "max_difference": difference,
+        }
+        if quantize == "int8":
+            written["int8"] = _quantize(fp32, model_dir / ONNX_NAMES["int8"], batch, reference)
+    if net.crf is not None:
+        transitions, start, end = (t.numpy() for t in net.crf.inference_parameters())
+        with atomic_path(model_dir / CRF_NAME) as target:
+            save_file({"transitions": transitions, "start": start, "end": end}, str(target))
+        written["crf"] = {"file": CRF_NAME}
+    elif (model_dir / CRF_NAME).exists():
+        (model_dir / CRF_NAME).unlink()
+    return {"model_dir": str(model_dir), "opset": OPSET, **written}
+
+
+def _max_difference(path, batch, reference) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    out = session.run(None, {n: batch[n] for n in names})[0]
+    return float(np.abs(out - reference)[batch["mask"]].max())
+
+
+def _quantize(fp32: Path, target: Path, batch, reference) -> dict:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()  # the quantizer warns on the root logger about pre-processing
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantized = fp32.with_name("model.int8.onnx")
+        quantize_dynamic(str(fp32), str(quantized), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    with atomic_path(target) as tmp:
+        quantized.replace(tmp)
+    return {
+        "file": target.name,
+        "bytes": target.stat().st_size,
+        "max_difference": _max_difference(target, batch, reference),
+    }

@@ -1,0 +1,191 @@
+"""Serving and export: make export (ONNX, int8), the torch-free ONNX tagger, make serve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import free_port, make_sentences, wait_until_up
+
+from nerlab import Tagger
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """A copy of the trained fixture model, exported to ONNX fp32 and int8 by the CLI."""
+    model_dir = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(trained["model_dir"], model_dir)
+    result = subprocess.run(
+        [str(BIN / "nerlab-export"), f"model_dir={model_dir}", "quantize=int8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return model_dir, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_export_writes_checked_onnx_int8_and_crf_scores(exported):
+    model_dir, summary = exported
+    assert summary["onnx"]["max_difference"] < 1e-4
+    assert summary["int8"]["bytes"] < summary["onnx"]["bytes"]
+    names = sorted(p.name for p in model_dir.iterdir())
+    assert names == [
+        "crf.safetensors",
+        "model.int8.onnx",
+        "model.onnx",
+        "model.safetensors",
+        "model_info.json",
+    ]
+    import onnx
+
+    graph = onnx.load(str(model_dir / "model.onnx")).graph
+    assert [i.name for i in graph.input][:2] == ["word_ids", "form_index"]
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert all(d.dim_param for d in dims)  # batch and length are dynamic
+
+
+def test_onnx_tagger_gives_the_torch_taggers_tags_and_probabilities(exported):
+    model_dir, _ = exported
+    sentences = [tokens for tokens, _ in make_sentences(60, seed=11)]
+    sentences.append(["Mary"] * 300)  # longer than anything at export time
+    torch_tagger = Tagger.load(model_dir)
+    onnx_tagger = Tagger.load(model_dir, backend="onnx")
+    assert onnx_tagger.backend == "onnx" and onnx_tagger.has_crf
+    assert onnx_tagger.tag(sentences) == torch_tagger.tag(sentences)
+    texts = ["Mary visited Paris today .", "John works for Acme Corp in London ."]
+    for a, b in zip(onnx_tagger.predict(texts), torch_tagger.predict(texts), strict=True):
+        assert [e.pop("confidence") for e in a] == pytest.approx(
+            [e.pop("confidence") for e in b], abs=1e-5
+        )
+        assert a == b
+    int8 = Tagger.load(model_dir, backend="onnx", quantize="int8")
+    tags, reference = int8.tag(sentences), torch_tagger.tag(sentences)
+    same = sum(
+        x == y for s, r in zip(tags, reference, strict=True) for x, y in zip(s, r, strict=True)
+    )
+    assert same / sum(map(len, reference)) > 0.95
+    with pytest.raises(Exception, match="k-best paths need the torch backend"):
+        onnx_tagger.tag(sentences[:1], k=2)
+
+
+def test_the_onnx_tagger_never_imports_torch(exported):
+    model_dir, _ = exported
+    code = (
+        "import sys\n"
+        "from nerlab import Tagger\n"
+        f"t = Tagger.load({str(model_dir)!r}, backend='onnx', quantize='int8')\n"
+        "print(t.predict('Mary visited Paris today .'))\n"
+        "heavy = [m for m in ('torch', 'lightning', 'mlflow', 'numba') if m in sys.modules]\n"
+        "assert heavy == [], heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+
+
+def test_missing_export_is_a_one_line_error(trained, tmp_path):
+    result = subprocess.run(
+        [
+            str(BIN / "nerlab-evaluate"),
+            f"model_dir={trained['model_dir']}",
+            f"test_file={trained['corpus'] / 'test.txt'}",
+            "backend=onnx",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"nerlab-evaluate: error: {trained['model_dir']}/model.onnx: missing; export the model "
+        f"first: make export model_dir={trained['model_dir']}"
+    ]
+
+
+def _post(url: str, body: bytes, content_type: str = "application/json"):
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_server_batches_concurrent_requests_and_refuses_bad_ones(exported):
+    model_dir, _ = exported
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(BIN / "nerlab-serve"),
+            f"model_dir={model_dir}",
+            "backend=onnx",
+            f"port={port}",
+            "max_batch_size=8",
+            "batch_timeout=0.01",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/invocations"
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", server)
+        texts = [" ".join(tokens) for tokens, _ in make_sentences(48, seed=4)]
+        expected = Tagger.load(model_dir, backend="onnx").predict(texts)
+        answers: dict[int, tuple] = {}
+
+        def client(i: int) -> None:
+            for j in range(i, len(texts), 16):
+                answers[j] = _post(url, json.dumps({"inputs": [texts[j]]}).encode())
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert sorted(answers) == list(range(len(texts)))
+        for j, (status, body) in answers.items():
+            assert status == 200
+            got = body["predictions"][0]
+            want = expected[j]
+            assert [e.pop("confidence") for e in got] == pytest.approx(
+                [e.pop("confidence") for e in want], abs=1e-6
+            )
+            assert got == want
+        big = json.dumps({"inputs": ["Paris " * 200_000]}).encode()
+        bad = [
+            (b'{"inputs": [12345]}', 400, "expected input 0 to be a string, found 12345"),
+            (b'{"inputs": [null]}', 400, "expected input 0 to be a string, found null"),
+            (
+                b'{"inputs": "Paris"}',
+                400,
+                'expected "inputs" to be a list of strings, found "Paris"',
+            ),
+            (b"not json", 400, "expected a JSON body, found invalid JSON"),
+            (b'{"inputs": ["a"], "x": 1}', 400, 'expected only the key "inputs", found ["x"]'),
+            (big, 413, f"the body has {len(big)} bytes; at most 1000000 are accepted"),
+        ]
+        for body, status, message in bad:
+            assert _post(url, body) == (status, {"error": message})
+        assert _post(url, b'{"inputs": ["Paris"]}', "text/plain")[0] == 415
+        # a long text within the limit is answered, and the server goes on serving
+        status, body = _post(url, json.dumps({"inputs": ["Mary in Paris . " * 5000]}).encode())
+        assert status == 200 and len(body["predictions"][0]) > 1000
+        status, body = _post(url, json.dumps({"inputs": [texts[0], ""]}).encode())
+        assert status == 200 and len(body["predictions"]) == 2 and body["predictions"][1] == []
+        status, body = _post(url, json.dumps({"inputs": []}).encode())
+        assert (status, body) == (200, {"predictions": []})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
