@@ -54,7 +54,7 @@ gpu-check: $(STAMP)
 	$(BIN)/python -m benchmarks.gpu_check $(OVERRIDES)
 
 # The batching server (LitServe): make serve model_dir=DIR | run_id=ID [backend=onnx
-# quantize=int8] [port=8080] [max_batch_size=64] [batch_timeout=0.002]; POST /invocations
+# quantize=int8] [port=8080] [max_batch_size=32] [batch_timeout=0.005]; POST /invocations
 # {"inputs": ["text", ...]} -> {"predictions": [[entity, ...], ...]}, GET /health.
 serve: $(STAMP)
 	@$(BIN)/nerlab-serve $(OVERRIDES)

@@ -97,7 +97,7 @@ def run(
     backend: str = "onnx",
     quantize: str | None = "int8",
     max_batch_size: int = 32,
-    batch_timeout: float = 0.002,
+    batch_timeout: float = 0.005,
 ) -> dict:
     from nerlab.data import read_conll
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -126,17 +129,24 @@ def _post(url: str, body: bytes, content_type: str = "application/json"):
 def test_server_batches_concurrent_requests_and_refuses_bad_ones(exported):
     model_dir, _ = exported
     port = free_port()
+    # as a newcomer starts it: make, from the repository, with nothing of .venv on PATH
     server = subprocess.Popen(
         [
-            str(BIN / "nerlab-serve"),
+            "make",
+            "--no-print-directory",
+            "serve",
             f"model_dir={model_dir}",
             "backend=onnx",
             f"port={port}",
             "max_batch_size=8",
             "batch_timeout=0.01",
+            "lifetime=300",
         ],
+        cwd=Path(__file__).resolve().parents[1],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(model_dir.parent)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/invocations"
     try:
@@ -187,5 +197,34 @@ def test_server_batches_concurrent_requests_and_refuses_bad_ones(exported):
         status, body = _post(url, json.dumps({"inputs": []}).encode())
         assert (status, body) == (200, {"predictions": []})
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        # SIGTERM to the server alone (make's child): it must stop its own API server and
+        # workers, and make then ends
+        for pid, line in _group_members(server.pid, with_pids=True):
+            if "bin/nerlab-serve" in line and _parent(pid) == server.pid:
+                os.kill(pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _group_members(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        leftover = _group_members(server.pid)
+        os.killpg(server.pid, signal.SIGKILL) if leftover else None
+    assert leftover == []  # no API server or worker outlived the server
+
+
+def _group_members(group: int, with_pids: bool = False) -> list:
+    """Command lines (with ``with_pids``: ``(pid, line)``) of the running processes of process
+    group ``group``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append((int(proc.name), line) if with_pids else line)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

@@ -1,8 +1,9 @@
 """`make serve` / `nerlab-serve`: a tagger behind HTTP, batching concurrent requests (LitServe).
 
     nerlab-serve model_dir=DIR | run_id=ID [backend=torch|onnx] [quantize=int8] [port=8080]
-                 [host=127.0.0.1] [max_batch_size=64] [batch_timeout=0.002] [workers=1]
+                 [host=127.0.0.1] [max_batch_size=32] [batch_timeout=0.005] [workers=1]
                  [api_servers=1] [max_bytes=1000000] [timeout=30] [tracking_uri=URI]
+                 [lifetime=SECONDS] [threads=N]
 
 ``POST /invocations`` with ``{"inputs": ["text", ...]}`` answers
 ``{"predictions": [[{"text", "label", "start", "end", "confidence"}, ...], ...]}``, one list of
@@ -46,6 +47,8 @@ OPTIONS = (
     "timeout",
     "tracking_uri",
     "threads",
+    "lifetime",
+    "fast_queue",
 )
 
 
@@ -124,12 +127,78 @@ class TaggerAPI(ls.LitAPI):
         return {"predictions": output}
 
 
+class SizeLimit:
+    """Answer 413 to a body over ``max_bytes`` (by its Content-Length, or by counting a chunked
+    one) before it is read. Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs about a
+    millisecond a request."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._drain(receive)
+                return await self._refuse(int(value), send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge(seen)
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge as err:
+            await self._refuse(err.size, send, at_least=True)
+
+    @staticmethod
+    async def _drain(receive, limit: int = 64 * 2**20) -> None:
+        """Read (and drop) what the client sends, up to ``limit`` bytes, so that it reads the
+        413 instead of failing to write the rest of its body."""
+        seen = 0
+        while seen <= limit:
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    async def _refuse(self, size: int, send, at_least: bool = False) -> None:
+        many = f"more than {self.max_bytes}" if at_least else str(size)
+        body = json.dumps(
+            {"error": f"the body has {many} bytes; at most {self.max_bytes} are accepted"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
 def build_server(tagger_options: dict, options: dict[str, str]) -> ls.LitServer:
     """The LitServer for a tagger (``tagger_options``: ``Tagger.load``'s arguments)."""
     api = TaggerAPI(
         tagger_options,
-        max_batch_size=int(options.get("max_batch_size", 64)),
-        batch_timeout=float(options.get("batch_timeout", 0.002)),
+        max_batch_size=int(options.get("max_batch_size", 32)),
+        batch_timeout=float(options.get("batch_timeout", 0.005)),
         api_path="/invocations",
     )
     max_bytes = int(options.get("max_bytes", 1_000_000))
@@ -140,19 +209,10 @@ def build_server(tagger_options: dict, options: dict[str, str]) -> ls.LitServer:
         workers_per_device=int(options.get("workers", 1)),
         timeout=float(options.get("timeout", 30)),
         healthcheck_path="/health",
-        max_payload_size=max_bytes,
+        fast_queue=options.get("fast_queue", "true") != "false",
     )
     app = server.app
-
-    @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
-            return JSONResponse(
-                {"error": f"the body has {int(length)} bytes; at most {max_bytes} are accepted"},
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(SizeLimit, max_bytes=max_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def one_line_errors(request: Request, exc: RequestValidationError):
@@ -193,6 +253,22 @@ def _model_dir_of_run(run_id: str, tracking_uri: str | None) -> str:
     return str(found[0].parent)
 
 
+def _stop_on_sigterm(lifetime: float) -> None:
+    """SIGTERM (and, with ``lifetime`` > 0, that many seconds) stops the server the way Ctrl-C
+    does: LitServe then stops its API servers and workers, so no process outlives it."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    if lifetime > 0:
+        timer = threading.Timer(lifetime, os.kill, (os.getpid(), signal.SIGINT))
+        timer.daemon = True
+        timer.start()
+
+
 def serve(options: dict[str, str]) -> int:
     if "model_dir" in options:
         model_dir = options["model_dir"]
@@ -206,14 +282,16 @@ def serve(options: dict[str, str]) -> int:
         "model_dir": model_dir,
         "backend": backend,
         "quantize": None if quantize in (None, "none") else quantize,
-        "batch_size": int(options.get("max_batch_size", 64)),
-        "threads": int(options["threads"]) if "threads" in options else None,
+        "batch_size": int(options.get("max_batch_size", 32)),
+        # one compute thread per worker by default: the HTTP process needs a core too
+        "threads": int(options.get("threads", 1)),
     }
     # load once here, so that a bad model directory is a one-line error, not a dead worker
     from nerlab.inference import Tagger
 
     Tagger.load(**tagger_options)
     server = build_server(tagger_options, options)
+    _stop_on_sigterm(float(options.get("lifetime", 0)))
     server.run(
         host=options.get("host", "127.0.0.1"),
         port=int(options.get("port", 8080)),

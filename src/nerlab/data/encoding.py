@@ -91,7 +91,7 @@ class FormTable:
         strings = self.strings
         lookup = self.words.lookup
         self.word_ids = np.fromiter((lookup(s) for s in strings), np.int64, len(strings))
-        counts = np.asarray(self.words.counts, dtype=np.int64)
+        counts = self.words.counts_array()
         self.singleton = (counts[self.word_ids] == 1) & (self.word_ids > UNK_ID)
         encode = self.chars.encode
         cap = self.word_length

@@ -10,6 +10,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 PAD = "<pad>"
 UNK = "<unk>"
 PAD_ID = 0
@@ -37,6 +39,13 @@ class WordVocab:
 
     def __post_init__(self) -> None:
         self.index = {w: i for i, w in enumerate(self.words)}
+        self._counts_array = np.zeros(0, dtype=np.int64)
+
+    def counts_array(self) -> np.ndarray:
+        """``counts`` as an int64 array (kept until the vocabulary grows)."""
+        if len(self._counts_array) != len(self.counts):
+            self._counts_array = np.asarray(self.counts, dtype=np.int64)
+        return self._counts_array
 
     @classmethod
     def build(

@@ -14,6 +14,8 @@ entities takes milliseconds).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -51,36 +53,80 @@ def viterbi(
     return np.where(mask, tags, 0)
 
 
+class Messages(NamedTuple):
+    """Scaled forward and backward messages of a batch (:func:`forward_backward`)."""
+
+    alpha: np.ndarray  # (B, L, K), each row summing to 1
+    alpha_log_scale: np.ndarray  # (B, L): log alpha[b, t, k] = log(alpha) + this
+    beta: np.ndarray  # (B, L, K), each row summing to 1
+    beta_log_scale: np.ndarray  # (B, L)
+    logz: np.ndarray  # (B,)
+
+
+def _exp_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(x - max)`` along the last axis and the max: exponentials that cannot overflow."""
+    peak = x.max(axis=-1)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    return np.exp(x - peak[..., None]), peak
+
+
+def _normalise(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to sum to 1, and the log of their sums (-inf for an all-zero row: call
+    under ``np.errstate(divide="ignore")``)."""
+    total = a.sum(axis=-1)
+    return a / np.where(total > 0, total, 1.0)[..., None], np.log(total)
+
+
 def forward_backward(
     emissions: np.ndarray, mask: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Forward and backward log-messages ``(B, L, K)`` and ``log Z`` ``(B,)``.
+) -> Messages:
+    """The forward and backward messages of every position, computed in probability space
+    with a scale per row (one small matrix product a step, not a log-sum-exp).
 
     ``alpha[b, t, k]``: all paths of positions 0..t ending in tag k (emission at t included);
     ``beta[b, t, k]``: all continuations after t given tag k at t, the end score included.
     """
+    with np.errstate(divide="ignore"):
+        return _forward_backward(emissions, mask, trans, start, end)
+
+
+def _forward_backward(emissions, mask, trans, start, end) -> Messages:
     emissions = emissions.astype(np.float64)
-    trans, start, end = (a.astype(np.float64) for a in (trans, start, end))
     batch, length, num_tags = emissions.shape
+    top = float(trans.max())
+    step = np.exp(trans.astype(np.float64) - top)  # (K, K), at most 1
+    ex, peaks = _exp_rows(emissions)  # (B, L, K), (B, L)
+    first, first_peak = _exp_rows(start.astype(np.float64))
+    last, last_peak = _exp_rows(end.astype(np.float64))
     alpha = np.empty((batch, length, num_tags))
-    beta = np.empty((batch, length, num_tags))
-    alpha[:, 0] = start[None, :] + emissions[:, 0]
+    a_scale = np.empty((batch, length))
+    a, log_c = _normalise(first[None, :] * ex[:, 0])
+    alpha[:, 0], a_scale[:, 0] = a, log_c + peaks[:, 0] + first_peak
     for t in range(1, length):
-        nxt = _logsumexp(alpha[:, t - 1, :, None] + trans[None], axis=1) + emissions[:, t]
-        alpha[:, t] = np.where(mask[:, t, None], nxt, alpha[:, t - 1])
-    end_b = np.broadcast_to(end[None, :], (batch, num_tags))
-    beta[:, length - 1] = end_b
+        nxt, log_c = _normalise((alpha[:, t - 1] @ step) * ex[:, t])
+        on = mask[:, t]
+        alpha[:, t] = np.where(on[:, None], nxt, alpha[:, t - 1])
+        a_scale[:, t] = np.where(
+            on, a_scale[:, t - 1] + log_c + top + peaks[:, t], a_scale[:, t - 1]
+        )
+    beta = np.empty((batch, length, num_tags))
+    b_scale = np.empty((batch, length))
+    final = np.broadcast_to(last / last.sum(), (batch, num_tags))
+    final_scale = last_peak + np.log(last.sum())
+    beta[:, length - 1], b_scale[:, length - 1] = final, final_scale
     for t in range(length - 2, -1, -1):
-        ahead = emissions[:, t + 1] + beta[:, t + 1]  # (B, K)
-        nxt = _logsumexp(trans[None] + ahead[:, None, :], axis=2)
-        beta[:, t] = np.where(mask[:, t + 1, None], nxt, end_b)
-    logz = _logsumexp(alpha[:, 0] + beta[:, 0], axis=1)
-    return alpha, beta, logz
+        nxt, log_c = _normalise((ex[:, t + 1] * beta[:, t + 1]) @ step.T)
+        on = mask[:, t + 1]
+        beta[:, t] = np.where(on[:, None], nxt, final)
+        b_scale[:, t] = np.where(on, b_scale[:, t + 1] + log_c + top + peaks[:, t + 1], final_scale)
+    with np.errstate(divide="ignore"):
+        logz = np.log((alpha[:, 0] * beta[:, 0]).sum(axis=1)) + a_scale[:, 0] + b_scale[:, 0]
+    return Messages(alpha, a_scale, beta, b_scale, logz)
 
 
 def window_log_probs(
     emissions: np.ndarray,
-    messages: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    messages: Messages | None,
     crf: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     rows: np.ndarray,
     lows: np.ndarray,
@@ -94,14 +140,18 @@ def window_log_probs(
     from the forward message before it to the backward message at its end. Without a CRF
     (``crf`` None, ``emissions`` per-token scores) the product of the allowed softmax mass.
     """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _window_log_probs(emissions, messages, crf, rows, lows, allowed)
+
+
+def _window_log_probs(emissions, messages, crf, rows, lows, allowed) -> np.ndarray:
     n, width, num_tags = allowed.shape
     if n == 0:
         return np.zeros(0)
     length = emissions.shape[1]
     positions = lows[:, None] + np.arange(width)[None, :]  # (N, W)
     inside = positions < length
-    # a window's positions past its last constrained one are left all-True: they only matter
-    # up to the window's end, which is its last position that constrains anything
+    # the window ends at its last position that constrains anything
     constrained = ~allowed.all(axis=2) & inside  # (N, W)
     last = np.where(constrained.any(axis=1), width - 1 - constrained[:, ::-1].argmax(axis=1), 0)
     clipped = np.minimum(positions, length - 1)
@@ -112,17 +162,27 @@ def window_log_probs(
         take = np.arange(width)[None, :] <= last[:, None]
         with np.errstate(divide="ignore"):
             return np.where(take, np.log(np.maximum(kept, 1e-300)), 0.0).sum(axis=1)
-    alpha, beta, logz = messages
-    trans, start, _ = (a.astype(np.float64) for a in crf)
-    barred = np.where(allowed, em, -np.inf)
-    first = barred[:, 0]
-    before = lows - 1
-    prev = alpha[rows, np.maximum(before, 0)]  # (N, K)
-    entering = _logsumexp(prev[:, :, None] + trans[None], axis=1) + first
-    a = np.where((before >= 0)[:, None], entering, start[None, :] + first)
+    trans, start, _ = crf
+    top = float(trans.max())
+    step = np.exp(trans.astype(np.float64) - top)
+    ex, peaks = _exp_rows(em)  # (N, W, K), (N, W)
+    ex = np.where(allowed, ex, 0.0)
+    first, first_peak = _exp_rows(start.astype(np.float64))
+    before = np.maximum(lows - 1, 0)
+    entering = messages.alpha[rows, before] @ step  # (N, K)
+    has_before = (lows > 0)[:, None]
+    a = np.where(has_before, entering, first[None, :]) * ex[:, 0]
+    scale = (
+        np.where(lows > 0, messages.alpha_log_scale[rows, before] + top, first_peak) + peaks[:, 0]
+    )
+    a, log_c = _normalise(a)
+    scale = scale + log_c
     for j in range(1, width):
-        nxt = _logsumexp(a[:, :, None] + trans[None], axis=1) + barred[:, j]
-        a = np.where((j <= last)[:, None], nxt, a)
+        nxt, log_c = _normalise((a @ step) * ex[:, j])
+        on = j <= last
+        a = np.where(on[:, None], nxt, a)
+        scale = np.where(on, scale + log_c + top + peaks[:, j], scale)
     end_pos = lows + last
-    with np.errstate(invalid="ignore"):
-        return _logsumexp(a + beta[rows, end_pos], axis=1) - logz[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = np.log((a * messages.beta[rows, end_pos]).sum(axis=1))
+    return total + scale + messages.beta_log_scale[rows, end_pos] - messages.logz[rows]

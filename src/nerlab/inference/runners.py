@@ -23,9 +23,11 @@ class TorchRunner:
 
     backend = "torch"
 
-    def __init__(self, net, device="cpu") -> None:
+    def __init__(self, net, device="cpu", threads: int | None = None) -> None:
         import torch
 
+        if threads:
+            torch.set_num_threads(threads)
         self.torch = torch
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
@@ -73,6 +75,9 @@ class OnnxRunner:
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # idle threads sleep instead of spinning: a tagger shares its cores (with a server's
+        # HTTP process, with the caller's work); spinning costs them more than it saves
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
@@ -116,7 +121,7 @@ def load_runner(
         net, vocabs, info = load_model(
             model_dir, model_path=model_path, model_info_path=model_info_path
         )
-        return TorchRunner(net, device), vocabs, info
+        return TorchRunner(net, device, threads), vocabs, info
     if backend != "onnx":
         raise NerlabError(f"backend must be torch or onnx, found {backend!r}")
     if model_dir is None:

@@ -93,6 +93,7 @@ class Tagger:
         self.info = info
         self.batch_size = batch_size
         self.word_length = (info.get("data") or {}).get("word_length")
+        self._windows: dict = {}
 
     @classmethod
     def load(
@@ -184,35 +185,52 @@ class Tagger:
                 self._span_probabilities(emissions, mask, indices, tags, confidence)
         return tags, confidence
 
+    def _case_windows(self, label: str, first: int, last: int, length: int) -> list:
+        """``span_cases`` of a chunk as ``(offset of the window from first, allowed (W, K))``;
+        they depend only on the label, the chunk's length and whether tokens precede and follow
+        it, so each shape is worked out once."""
+        key = (label, last - first, first > 0, last + 1 < length)
+        windows = self._windows.get(key)
+        if windows is None:
+            names = self.vocabs.tags.tags
+            f = 1 if first > 0 else 0
+            lst = f + last - first
+            windows = []
+            for case in span_cases(names, label, f, lst, lst + 2 if last + 1 < length else lst + 1):
+                low = min(case)
+                allowed = np.ones((max(case) - low + 1, len(names)), dtype=bool)
+                for position, tag_ids in case.items():
+                    allowed[position - low] = False
+                    allowed[position - low, sorted(tag_ids)] = True
+                windows.append((low - f, allowed))
+            self._windows[key] = windows
+        return windows
+
     def _span_probabilities(self, emissions, mask, indices, tags, confidence) -> None:
         """The exact probability of each predicted chunk: for every chunk, the disjoint sets of
         tag paths that read as exactly that chunk (``span_cases``), each a constrained pass
         over the positions the case names (:func:`crf_numpy.window_log_probs`)."""
-        names = self.vocabs.tags.tags
-        rows, lows, cases, keys = [], [], [], []
+        rows, lows, windows, keys = [], [], [], []
         for row, idx in enumerate(indices.tolist()):
             n = len(tags[idx])
             for span in conlleval_spans(tags[idx]):
-                for case in span_cases(names, *span, n):
+                for offset, allowed in self._case_windows(*span, n):
                     rows.append(row)
-                    lows.append(min(case))
-                    cases.append(case)
+                    lows.append(span[1] + offset)
+                    windows.append(allowed)
                     keys.append((idx, span))
         if not rows:
             return
-        width = max(max(case) - min(case) + 1 for case in cases)
-        allowed = np.ones((len(cases), width, len(names)), dtype=bool)  # (N, W, K)
-        for i, (low, case) in enumerate(zip(lows, cases, strict=True)):
-            for position, tag_ids in case.items():
-                allowed[i, position - low] = False
-                allowed[i, position - low, list(tag_ids)] = True
+        width = max(w.shape[0] for w in windows)
+        allowed = np.ones((len(windows), width, emissions.shape[2]), dtype=bool)  # (N, W, K)
+        for i, window in enumerate(windows):
+            allowed[i, : window.shape[0]] = window
         crf = self.runner.crf
         used = sorted(set(rows))
         messages = None
         if crf is not None:
             # the forward and backward messages of the sentences that have a chunk, once each
-            alpha, beta, logz = crf_numpy.forward_backward(emissions[used], mask[used], *crf)
-            messages = (alpha, beta, logz)
+            messages = crf_numpy.forward_backward(emissions[used], mask[used], *crf)
         where = {r: i for i, r in enumerate(used)}
         sub = np.asarray([where[r] for r in rows])
         log_p = crf_numpy.window_log_probs(
