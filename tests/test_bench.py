@@ -244,6 +244,21 @@ def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tm
     assert 0 < tagger["cold_start_s"] < 120
     assert tagger["training_stack_imported"] == []
     assert any(line.startswith("optimizer: NAdam step") for line in lines)
+    # the exported tagger beside the torch one, and the server under load
+    for key in (
+        "torch_tagger_infer_tokens_per_s",
+        "onnx_infer_tokens_per_s",
+        "onnx_int8_infer_tokens_per_s",
+        "onnx_int8_batch1_p50_ms",
+        "onnx_int8_peak_rss_mb",
+        "serve_requests_per_s",
+        "serve_p99_ms",
+    ):
+        assert isinstance(summary[key], float) and summary[key] > 0, (key, summary[key])
+    assert summary["onnx_agreement"] == 1.0  # fp32: the same tags as torch
+    assert summary["onnx_int8_torch_imported"] is False
+    assert summary["serve_errors"] == 0
+    assert any(line.startswith("tagger ONNX int8: batch 256") for line in lines)
     assert results["machine"]["cpu_model"]
     assert not results["errors"]
 
