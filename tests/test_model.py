@@ -239,3 +239,37 @@ def test_weights_saved_with_a_bidirectional_nn_lstm_still_load():
     fresh.load_state_dict(_upgrade_state(old), strict=True)
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, state[key]), key
+
+
+def test_vectors_that_do_not_fit_the_words_are_warned_about(tmp_path, caplog):
+    from conftest import compose_cfg, make_sentences, write_conll
+
+    from nerlab.training.run import build_data_and_model
+
+    sentences = make_sentences(40, seed=3)
+    words = sorted({t.lower() for tokens, _ in sentences for t in tokens})
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("".join(f"{w} 0.1 0.2 0.3\n" for w in words))
+    found = {}
+    for name, prefix in (("plain", ""), ("prefixed", "en:")):
+        corpus = tmp_path / name
+        corpus.mkdir()
+        tagged = [([prefix + t for t in tokens], tags) for tokens, tags in sentences]
+        for split in ("train", "valid", "test"):
+            write_conll(corpus / f"{split}.txt", tagged)
+        cfg = compose_cfg(
+            tmp_path / f"run-{name}",
+            corpus,
+            f"model.embeddings={glove}",
+            "model.word_embedding_dims=3",
+        )
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="nerlab.training.run"):
+            datamodule, _, _ = build_data_and_model(cfg)
+        found[name] = (datamodule.stats["vector_coverage"], [r.message for r in caplog.records])
+    assert found["plain"] == (1.0, [])
+    coverage, messages = found["prefixed"]
+    assert coverage == 0.0 and len(messages) == 1
+    assert messages[0].startswith(f"only 0 of {len(words)} distinct training words (0.0%) have")
+    assert "the tokens carry a prefix (en:)" in messages[0]
+    assert f"{len(words)} of {len(words)} would have a vector without it" in messages[0]

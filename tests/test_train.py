@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -118,35 +119,49 @@ def tiny_sweep_args(tmp_path: Path, corpus: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("EU B-ORG\nrejects\n", "train.txt:2: expected at least 2 whitespace-separated columns"),
-        (
-            "EU B-ORG\nPeter B_PER\n",
-            "train.txt:2: expected a tag like O, B-PER or I-PER in column -1, found 'B_PER'",
-        ),
-        (b"EU B-ORG\ncaf\xe9 O\n", "train.txt:2: expected UTF-8 text, found the bytes b'\\xe9"),
-        ("\n\n", "train.txt: expected at least one sentence, found an empty file"),
-        (None, "train.txt: expected an existing file, found no such file"),
-    ],
-)
-def test_bad_training_files_fail_with_one_line_and_no_traceback(
-    tmp_path, tiny_corpus, content, message
-):
-    train_file = tiny_corpus / "train.txt"
-    if content is None:
-        train_file.unlink()
-    elif isinstance(content, bytes):
-        train_file.write_bytes(content)
-    else:
-        train_file.write_text(content)
-    result = run_cli("data=bio", f"data.dir={tiny_corpus}", *SMALL, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(lines) == 1 and lines[0].startswith("nerlab-train: error: ")
+BAD_FILES = [
+    ("EU B-ORG\nrejects\n", "train.txt:2: expected at least 2 whitespace-separated columns"),
+    (
+        "EU B-ORG\nPeter B_PER\n",
+        "train.txt:2: expected a tag like O, B-PER or I-PER in column -1, found 'B_PER'",
+    ),
+    (b"EU B-ORG\ncaf\xe9 O\n", "train.txt:2: expected UTF-8 text, found the bytes b'\\xe9"),
+    ("\n\n", "train.txt: expected at least one sentence, found an empty file"),
+    (None, "train.txt: expected an existing file, found no such file"),
+]
+
+
+def test_bad_training_files_fail_with_one_line_and_no_traceback(tmp_path, tiny_corpus):
+    # one nerlab-train per bad file, all started at once (each spends its time importing)
+    runs = []
+    for i, (content, message) in enumerate(BAD_FILES):
+        corpus = tmp_path / f"corpus{i}"
+        shutil.copytree(tiny_corpus, corpus)
+        train_file = corpus / "train.txt"
+        if content is None:
+            train_file.unlink()
+        elif isinstance(content, bytes):
+            train_file.write_bytes(content)
+        else:
+            train_file.write_text(content)
+        cwd = tmp_path / f"run{i}"
+        cwd.mkdir()
+        process = subprocess.Popen(
+            [str(BIN / "nerlab-train"), "data=bio", f"data.dir={corpus}", *SMALL],
+            cwd=cwd,
+            env={**os.environ, "NERLAB_ROOT": str(cwd)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        runs.append((process, message))
+    for process, message in runs:
+        _, stderr = process.communicate(timeout=180)
+        assert process.returncode == 2, (message, stderr[-2000:])
+        assert message in stderr
+        assert "Traceback" not in stderr
+        lines = [line for line in stderr.splitlines() if "error:" in line]
+        assert len(lines) == 1 and lines[0].startswith("nerlab-train: error: ")
 
 
 def test_ill_formed_tags_can_be_refused(tmp_path, tiny_corpus):

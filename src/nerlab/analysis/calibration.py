@@ -26,11 +26,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def span_outcomes(
-    tagger: Tagger, sentences: Sequence[Sentence]
+    tagger: Tagger, sentences: Sequence[Sentence], documents=None
 ) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
-    """Tag gold IOB2 ``sentences``; return the predicted tags, and for every predicted span its
-    probability and whether it is right (exactly a gold span)."""
-    tags, confidence = tagger.tag_with_confidence([s.tokens for s in sentences])
+    """Tag gold IOB2 ``sentences`` (``documents``: as in ``Tagger.tag``); return the predicted
+    tags, and for every predicted span its probability and whether it is right (exactly a gold
+    span)."""
+    tags, confidence = tagger.tag_with_confidence([s.tokens for s in sentences], documents)
     probabilities, correct = [], []
     for sentence, spans in zip(sentences, confidence, strict=True):
         gold = set(conlleval_spans(sentence.tags))

@@ -2,7 +2,7 @@
 
     nerlab-evaluate model_dir=DIR test_file=FILE [tag_column=N] [batch_size=256]
                     [predictions=OUT.conll] [plot=FILE.png] [bins=10] [calibration=false]
-                    [backend=torch|onnx] [quantize=int8]
+                    [backend=torch|onnx] [quantize=int8] [documents=auto|docstart|file|N]
                     [run_id=ID] [tracking_uri=URI] [prefix=eval]
 
 The last stdout line is JSON: ``f1``, ``precision``, ``recall``, ``per_type``
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from nerlab.analysis.calibration import calibration, reliability_plot, span_outcomes
 from nerlab.cli.options import load_tagger, main_of
-from nerlab.data.conll import read_conll, to_iob2, write_conll
+from nerlab.data.conll import document_ids, read_conll, to_iob2, write_conll
 from nerlab.errors import NerlabError
 from nerlab.files import REPO_ROOT
 from nerlab.training.metrics import classification_report, score_predictions, score_tagger
@@ -78,12 +78,16 @@ def evaluate(options: dict[str, str]) -> int:
     tag_column = int(options.get("tag_column", default_column))
     path = Path(options["test_file"])
     sentences, _, _ = to_iob2(read_conll(path, tag_column), path)
+    documents = None
+    if tagger.uses_documents:  # the documents the model was trained with, read the same way
+        setting = options.get("documents", (tagger.info.get("data") or {}).get("documents"))
+        documents = document_ids(sentences, setting or "auto")
     if with_calibration and tagger.has_crf:
-        predictions, probabilities, correct = span_outcomes(tagger, sentences)
+        predictions, probabilities, correct = span_outcomes(tagger, sentences, documents)
         scores = score_predictions(tagger.entity_types, sentences, predictions)
         scores["calibration"] = calibration(probabilities, correct, bins)
     else:
-        scores, predictions = score_tagger(tagger, sentences)
+        scores, predictions = score_tagger(tagger, sentences, documents)
     if "predictions" in options:
         write_conll(
             options["predictions"],

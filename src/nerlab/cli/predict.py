@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from nerlab.cli.options import load_tagger, main_of
-from nerlab.data.conll import iter_conll
+from nerlab.data.conll import document_ids, iter_conll
 from nerlab.data.formats import Example
 from nerlab.errors import NerlabError
 from nerlab.files import atomic_path
@@ -30,13 +30,15 @@ def _text_records(path: Path) -> Iterator[str]:
             yield line.rstrip("\n")
 
 
-def _chunks(records: Iterable, size: int) -> Iterator[list]:
+def _chunks(records: Iterable, size: int, whole_documents: bool = False) -> Iterator[list]:
+    """Lists of ``size`` records; with ``whole_documents`` (sentences with a ``doc``) a chunk
+    ends only where a document does."""
     chunk: list = []
     for record in records:
-        chunk.append(record)
-        if len(chunk) >= size:
+        if len(chunk) >= size and (not whole_documents or record.doc != chunk[-1].doc):
             yield chunk
             chunk = []
+        chunk.append(record)
     if chunk:
         yield chunk
 
@@ -63,15 +65,19 @@ def predict(options: dict[str, str]) -> int:
     tagger = load_tagger(options)
     chunk_size = int(options.get("chunk", 2000))
     if in_format == "conll":
-        records = (s.tokens for s in iter_conll(source, labelled=False))
+        records = iter_conll(source, labelled=False)
     else:
         records = _text_records(source)
     progress = _progress(source)
     written = 0
+    whole = in_format == "conll" and tagger.uses_documents
     try:
         with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as out:
-            for chunk in _chunks(records, chunk_size):
-                out.writelines(_format(tagger, chunk, in_format, out_format, min_confidence))
+            last_doc = [None]
+            for chunk in _chunks(records, chunk_size, whole):
+                out.writelines(
+                    _format(tagger, chunk, in_format, out_format, min_confidence, last_doc)
+                )
                 written += len(chunk)
                 progress(len(chunk))
     except UnicodeDecodeError as err:
@@ -81,15 +87,26 @@ def predict(options: dict[str, str]) -> int:
 
 
 def _format(
-    tagger, chunk: list, in_format: str, out_format: str, min_confidence: float = 0.0
+    tagger,
+    chunk: list,
+    in_format: str,
+    out_format: str,
+    min_confidence: float = 0.0,
+    last_doc: list | None = None,
 ) -> Iterator[str]:
-    """The output lines of one chunk of records (texts, or token lists for CoNLL input).
+    """The output lines of one chunk of records (texts, or sentences for CoNLL input, whose
+    documents a document-context model reads; CoNLL output keeps their ``-DOCSTART-`` lines).
 
     ``doccano`` writes pre-annotations as doccano and Label Studio import them:
     ``{"text", "label": [[start, end, label], ...]}`` (CoNLL input: the tokens joined by
     spaces, as ``make convert`` writes them)."""
+    documents = None
+    if in_format == "conll":
+        if tagger.uses_documents:
+            documents = document_ids(chunk)
+        sentences, chunk = chunk, [s.tokens for s in chunk]
     if in_format == "conll" and out_format == "doccano":
-        found_all = tagger.predict_tokens(chunk, min_confidence=min_confidence)
+        found_all = tagger.predict_tokens(chunk, min_confidence=min_confidence, documents=documents)
         for tokens, found in zip(chunk, found_all, strict=True):
             example = Example.from_tokens(tokens, [])
             spans = [
@@ -118,8 +135,14 @@ def _format(
         token_lists = [[t for t, _, _ in tokenize(text)] for text in chunk]
     else:
         token_lists = chunk
-    for tokens, tags in zip(token_lists, tagger.tag(token_lists), strict=True):
+    tagged = tagger.tag(token_lists, documents=documents)
+    for i, (tokens, tags) in enumerate(zip(token_lists, tagged, strict=True)):
         if out_format == "conll":
+            if in_format == "conll" and last_doc is not None:
+                doc = sentences[i].doc
+                if doc is not None and doc != last_doc[0]:
+                    yield "-DOCSTART- O\n\n"
+                last_doc[0] = doc
             yield "".join(f"{t} {g}\n" for t, g in zip(tokens, tags, strict=True)) + "\n"
         else:
             record = {"tokens": tokens, "entities": entities(tags, tokens)}

@@ -133,6 +133,7 @@ def make_batch(
     *,
     singleton_unk_prob: float = 0.0,
     seed: int = 0,
+    memory: bool = False,
 ) -> dict[str, np.ndarray]:
     """Gather and pad the sentences ``indices`` of ``split`` into one batch of arrays.
 
@@ -142,6 +143,9 @@ def make_batch(
     ``indices (B,)``, the sentence numbers in the split.
     With ``singleton_unk_prob`` > 0, training words seen once are replaced by the unknown word
     with that probability (Lample et al.), so the model learns an embedding for it.
+    With ``memory``, also ``memory_group (B, L)``: for each capitalized token, the number of its
+    group, the tokens of the batch with the same lowercased form in the same document (-1 where
+    there is no other), which a document-memory model pools over.
     """
     indices = np.asarray(indices, dtype=np.int64)
     lengths = split.lengths[indices]  # (B,)
@@ -162,7 +166,9 @@ def make_batch(
     tags = np.where(mask, split.tags[token], 0)
     char_lengths = table.char_lengths[unique]
     char_ids = table.char_ids[unique, : max(1, int(char_lengths.max(initial=1)))]
+    extra = {"memory_group": memory_groups(split, table, indices, forms, mask)} if memory else {}
     return {
+        **extra,
         "word_ids": word_ids,
         "form_index": form_index,
         "char_ids": np.ascontiguousarray(char_ids),
@@ -172,6 +178,91 @@ def make_batch(
         "tags": tags,
         "indices": indices,
     }
+
+
+def memory_groups(
+    split: EncodedSplit, table: FormTable, indices: np.ndarray, forms: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """``(B, L)`` group numbers: capitalized tokens of one document with one lowercased form
+    share a group when the batch has at least two of them; every other position is -1. Groups
+    never cross documents."""
+    docs = split.documents()[indices]  # (B,)
+    candidate = mask & table.capitalized[forms]
+    groups = np.full(forms.shape, -1, dtype=np.int64)
+    if not candidate.any():
+        return groups
+    span = int(table.lower_ids.max()) + 1
+    keys = (docs[:, None] * span + table.lower_ids[forms])[candidate]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    shared = counts[inverse] > 1
+    _, compact = np.unique(inverse[shared], return_inverse=True)
+    values = np.full(len(keys), -1, dtype=np.int64)
+    values[shared] = compact
+    groups[candidate] = values
+    return groups
+
+
+class DocumentBatchSampler:
+    """Batches of whole documents: consecutive documents packed until the next one would pass
+    ``batch_size`` sentences (a longer document is a batch of its own), so a document memory
+    sees every sentence of a document at once. With ``shuffle`` the documents come in a new
+    order every epoch (call :meth:`set_epoch`); several replicas each take every
+    ``num_replicas``-th batch (training pads the list so all ranks have as many)."""
+
+    def __init__(
+        self,
+        docs: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, found {batch_size}")
+        docs = np.asarray(docs, dtype=np.int64)
+        order = np.argsort(docs, kind="stable")
+        starts = np.flatnonzero(np.r_[True, docs[order][1:] != docs[order][:-1]])
+        self.documents = np.split(order, starts[1:]) if len(order) else []
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        documents = self.documents
+        if self.shuffle:
+            rng = np.random.default_rng((self.seed, self.epoch))
+            documents = [documents[i] for i in rng.permutation(len(documents))]
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for doc in documents:
+            if current and len(current) + len(doc) > self.batch_size:
+                batches.append(current)
+                current = []
+            current.extend(doc.tolist())
+        if current:
+            batches.append(current)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches()
+        if self.shuffle and self.num_replicas > 1:
+            total = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
+            batches = batches + batches[: total - len(batches)]
+        yield from batches[self.rank :: self.num_replicas]
+
+    def __len__(self) -> int:
+        n = len(self._all_batches())
+        if self.shuffle:
+            return math.ceil(n / self.num_replicas)
+        return len(range(self.rank, n, self.num_replicas))
 
 
 def to_tensors(batch: dict[str, np.ndarray], device=None) -> dict:

@@ -1,7 +1,8 @@
 """Reading and writing whitespace-separated column files (CoNLL, BIO).
 
 A file holds one token a line, ``<token> <tag_1> ... <tag_n>`` separated by spaces or tabs, a
-blank line between sentences, and optional ``-DOCSTART-`` lines, which are skipped. CRLF line
+blank line between sentences, and optional ``-DOCSTART-`` lines, which start a document: each
+sentence keeps the number of its document (``Sentence.doc``). CRLF line
 ends are accepted. Pure Python: no torch here.
 """
 
@@ -22,17 +23,27 @@ DOCSTART = "-DOCSTART-"
 
 
 class Sentence(tuple):
-    """A ``(tokens, tags)`` pair that also remembers the line it starts on (1-based)."""
+    """A ``(tokens, tags)`` pair that also remembers the line it starts on (1-based) and its
+    document: the number of the ``-DOCSTART-`` block it is in (0 for the first), or None in a
+    file without ``-DOCSTART-`` lines (see :func:`document_ids`)."""
 
     line: int
+    doc: int | None
 
-    def __new__(cls, tokens: list[str], tags: list[str], line: int = 0) -> Sentence:
+    def __new__(
+        cls, tokens: list[str], tags: list[str], line: int = 0, doc: int | None = None
+    ) -> Sentence:
         self = super().__new__(cls, (tokens, tags))
         self.line = line
+        self.doc = doc
         return self
 
     def __getnewargs__(self):
-        return (self[0], self[1], self.line)
+        return (self[0], self[1], self.line, self.doc)
+
+    def with_tags(self, tags: list[str]) -> Sentence:
+        """The same sentence (line, document) with other tags."""
+        return Sentence(self[0], tags, self.line, self.doc)
 
     @property
     def tokens(self) -> list[str]:
@@ -89,13 +100,22 @@ def iter_conll(
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
+    doc: int | None = None
+    doc_has_sentences = False
     known_tags: set[str] = set()
     for number, raw in _lines(path):
         fields = raw.split()
         if not fields or fields[0] == DOCSTART:
             if tokens:
-                yield Sentence(tokens, tags, start)
+                yield Sentence(tokens, tags, start, doc)
+                doc_has_sentences = True
                 tokens, tags = [], []
+            if fields:  # a new document, unless the last one is still empty
+                if doc is None:
+                    doc = 1 if doc_has_sentences else 0
+                elif doc_has_sentences:
+                    doc += 1
+                doc_has_sentences = False
             continue
         if not tokens:
             start = number
@@ -121,7 +141,43 @@ def iter_conll(
             known_tags.add(tag)
         tags.append(tag)
     if tokens:
-        yield Sentence(tokens, tags, start)
+        yield Sentence(tokens, tags, start, doc)
+
+
+def document_ids(sentences: Sequence[Sentence], documents: str | int = "auto") -> list[int]:
+    """A document number for each sentence, as ``documents`` says what a document is:
+
+    - ``"docstart"``: the ``-DOCSTART-`` blocks of the file (sentences before the first one
+      form a document of their own);
+    - ``"file"``: the whole file is one document;
+    - ``"sentence"``: every sentence is its own (no document context);
+    - ``N`` (a positive number): every N consecutive sentences;
+    - ``"auto"``: ``docstart`` when the file has ``-DOCSTART-`` lines, else ``sentence``.
+    """
+    if isinstance(documents, str) and documents.isdigit():
+        documents = int(documents)
+    if documents == "auto":
+        has = any(s.doc is not None for s in sentences)
+        documents = "docstart" if has else "sentence"
+    if documents == "docstart":
+        ids, seen, last = [], -1, object()
+        for s in sentences:
+            key = -1 if s.doc is None else s.doc
+            if key != last:
+                seen += 1
+                last = key
+            ids.append(seen)
+        return ids
+    if documents == "file":
+        return [0] * len(sentences)
+    if documents == "sentence":
+        return list(range(len(sentences)))
+    if isinstance(documents, int) and not isinstance(documents, bool) and documents > 0:
+        return [i // documents for i in range(len(sentences))]
+    raise NerlabError(
+        "data.documents must be auto, docstart, file, sentence or a positive number of "
+        f"sentences, found {documents!r}"
+    )
 
 
 def read_conll(
@@ -187,7 +243,7 @@ def to_iob2(
             new, _ = tag_schemes.repair_iob2(tags)
             repaired += 1
             first_bad = first_bad or line
-        out.append(Sentence(tokens, new, sentence.line))
+        out.append(sentence.with_tags(new))
     if repaired:
         log.warning(
             "%s: repaired %d ill-formed %s sentence(s) the way conlleval reads them "
@@ -206,10 +262,7 @@ def convert_corpus(sentences: Iterable[Sentence], target: str) -> list[Sentence]
     if target == "iob2":
         return list(sentences)
     try:
-        return [
-            Sentence(s.tokens, tag_schemes.convert_tags(s.tags, target, "iob2"), s.line)
-            for s in sentences
-        ]
+        return [s.with_tags(tag_schemes.convert_tags(s.tags, target, "iob2")) for s in sentences]
     except TagSchemeError as err:  # pragma: no cover - input was validated by to_iob2
         raise NerlabError(str(err)) from None
 

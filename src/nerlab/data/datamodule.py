@@ -17,8 +17,14 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from nerlab.data.batching import BucketBatchSampler, SortedBatchSampler, make_batch, to_tensors
-from nerlab.data.conll import Sentence, convert_corpus, read_conll, to_iob2
+from nerlab.data.batching import (
+    BucketBatchSampler,
+    DocumentBatchSampler,
+    SortedBatchSampler,
+    make_batch,
+    to_tensors,
+)
+from nerlab.data.conll import Sentence, convert_corpus, document_ids, read_conll, to_iob2
 from nerlab.data.encoding import EncodedSplit, FormTable, encode_split, unknown_id_rate
 from nerlab.data.vocab import CharVocab, TagVocab, Vocabularies, WordVocab
 from nerlab.errors import DataFormatError, DownloadError, NerlabError
@@ -32,12 +38,18 @@ class _BatchDataset(Dataset):
     """Map-style dataset whose items are whole batches: the sampler yields lists of indices."""
 
     def __init__(
-        self, split: EncodedSplit, table: FormTable, singleton_unk_prob: float = 0.0, seed: int = 0
+        self,
+        split: EncodedSplit,
+        table: FormTable,
+        singleton_unk_prob: float = 0.0,
+        seed: int = 0,
+        memory: bool = False,
     ) -> None:
         self.split = split
         self.table = table
         self.singleton_unk_prob = singleton_unk_prob
         self.seed = seed
+        self.memory = memory
 
     def __len__(self) -> int:
         return len(self.split)
@@ -50,6 +62,7 @@ class _BatchDataset(Dataset):
                 np.asarray(indices),
                 singleton_unk_prob=self.singleton_unk_prob,
                 seed=self.seed,
+                memory=self.memory,
             )
         )
 
@@ -87,6 +100,8 @@ class NERDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 42,
+        documents: str | int = "auto",
+        batch_by_document: bool = False,
         extra_words: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
@@ -120,6 +135,8 @@ class NERDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.seed = seed
         self.extra_words = extra_words
+        self.documents = documents
+        self.batch_by_document = batch_by_document
         self.vocabs: Vocabularies | None = None
         self.splits: dict[str, EncodedSplit] = {}
         self.sentences: dict[str, list[Sentence]] = {}
@@ -200,7 +217,9 @@ class NERDataModule(L.LightningDataModule):
 
         if self.sentence_length:
             train = [
-                Sentence(s.tokens[: self.sentence_length], s.tags[: self.sentence_length], s.line)
+                Sentence(
+                    s.tokens[: self.sentence_length], s.tags[: self.sentence_length], s.line, s.doc
+                )
                 for s in train
             ]
         words = WordVocab.build(
@@ -229,7 +248,11 @@ class NERDataModule(L.LightningDataModule):
                 continue
             converted = train_scheme if name == "train" else convert_corpus(sents, self.tag_scheme)
             self.splits[name] = encode_split(
-                converted, self.table, tags, gold_iob2=[s.tags for s in sents]
+                converted,
+                self.table,
+                tags,
+                gold_iob2=[s.tags for s in sents],
+                docs=document_ids(sents, self.documents),
             )
         self.table.freeze()
         self.stats = self._statistics()
@@ -239,7 +262,11 @@ class NERDataModule(L.LightningDataModule):
         assert self.vocabs is not None, "call setup() first"
         converted = convert_corpus(sentences, self.tag_scheme)
         split = encode_split(
-            converted, self.table, self.vocabs.tags, gold_iob2=[s.tags for s in sentences]
+            converted,
+            self.table,
+            self.vocabs.tags,
+            gold_iob2=[s.tags for s in sentences],
+            docs=document_ids(sentences, self.documents),
         )
         self.table.freeze()
         self.splits[name] = split
@@ -294,8 +321,9 @@ class NERDataModule(L.LightningDataModule):
         return trainer.world_size, trainer.global_rank
 
     def _loader(self, split: EncodedSplit, sampler, singleton_unk_prob: float = 0.0) -> DataLoader:
+        memory = self.batch_by_document
         return DataLoader(
-            _BatchDataset(split, self.table, singleton_unk_prob, self.seed),
+            _BatchDataset(split, self.table, singleton_unk_prob, self.seed, memory),
             sampler=sampler,
             batch_size=None,
             num_workers=self.num_workers,
@@ -306,17 +334,32 @@ class NERDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         split = self.splits["train"]
         replicas, rank = self._replicas()
-        sampler = BucketBatchSampler(
-            split.lengths, self.batch_size, seed=self.seed, num_replicas=replicas, rank=rank
-        )
+        if self.batch_by_document:
+            sampler = DocumentBatchSampler(
+                split.documents(),
+                self.batch_size,
+                shuffle=True,
+                seed=self.seed,
+                num_replicas=replicas,
+                rank=rank,
+            )
+        else:
+            sampler = BucketBatchSampler(
+                split.lengths, self.batch_size, seed=self.seed, num_replicas=replicas, rank=rank
+            )
         return self._loader(split, sampler, self.singleton_unk_prob)
 
     def eval_dataloader(self, name: str) -> DataLoader:
         split = self.splits[name]
         replicas, rank = self._replicas()
-        sampler = SortedBatchSampler(
-            split.lengths, self.eval_batch_size, num_replicas=replicas, rank=rank
-        )
+        if self.batch_by_document:
+            sampler = DocumentBatchSampler(
+                split.documents(), self.eval_batch_size, num_replicas=replicas, rank=rank
+            )
+        else:
+            sampler = SortedBatchSampler(
+                split.lengths, self.eval_batch_size, num_replicas=replicas, rank=rank
+            )
         return self._loader(split, sampler)
 
     def val_dataloader(self) -> DataLoader:

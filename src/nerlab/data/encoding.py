@@ -44,6 +44,13 @@ class EncodedSplit:
     tags: np.ndarray  # (T,) int64 tag ids in the training scheme (0 for tags unseen in training)
     offsets: np.ndarray  # (N + 1,) int64
     gold: list[list[str]] | None  # IOB2 gold tags per sentence, for scoring (None if unlabelled)
+    docs: np.ndarray | None = None  # (N,) int64 document of each sentence (None: each its own)
+
+    def documents(self) -> np.ndarray:
+        """The document of each sentence (``arange(N)`` when none were given)."""
+        if self.docs is None:
+            return np.arange(len(self), dtype=np.int64)
+        return self.docs
 
     @property
     def lengths(self) -> np.ndarray:
@@ -106,6 +113,14 @@ class FormTable:
         self.char_ids = char_ids
         self.char_lengths = lengths
         self.casing_ids = np.fromiter((casing(s) for s in strings), np.int64, len(strings))
+        lower: dict[str, int] = {}
+        self.lower_ids = np.fromiter(
+            (lower.setdefault(s.lower(), len(lower)) for s in strings), np.int64, len(strings)
+        )
+        # the words a document memory links: capitalized or upper-case ones (names, mostly)
+        self.capitalized = np.isin(
+            self.casing_ids, (CASINGS.index("upper"), CASINGS.index("title"))
+        )
         self._frozen_size = len(strings)
 
     def __len__(self) -> int:
@@ -117,6 +132,7 @@ def encode_split(
     table: FormTable,
     tag_vocab: TagVocab | None,
     gold_iob2: list[list[str]] | None = None,
+    docs: Sequence[int] | None = None,
 ) -> EncodedSplit:
     """Encode sentences (tokens, tags in the training scheme) against a shared form table.
 
@@ -137,7 +153,8 @@ def encode_split(
         )
     else:
         tags = np.zeros(int(offsets[-1]), dtype=np.int64)
-    return EncodedSplit(forms=forms, tags=tags, offsets=offsets, gold=gold_iob2)
+    doc_ids = None if docs is None else np.asarray(docs, dtype=np.int64)
+    return EncodedSplit(forms=forms, tags=tags, offsets=offsets, gold=gold_iob2, docs=doc_ids)
 
 
 def unknown_id_rate(split: EncodedSplit, table: FormTable) -> float:

@@ -8,6 +8,9 @@ exact form, then lowercased, then lowercased with digits zeroed. NumPy only: no 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,69 @@ class PretrainedVectors:
 
     def __contains__(self, word: str) -> bool:
         return self.row(word) is not None
+
+
+_PREFIX = re.compile(r"^([A-Za-z]{2,3})[:_](.+)$")
+
+
+@dataclass
+class Coverage:
+    """How many distinct training words have a pretrained vector, and why so few might."""
+
+    words: int
+    found: int
+    missing_examples: list[str]
+    causes: list[str]
+
+    @property
+    def fraction(self) -> float:
+        return self.found / self.words if self.words else 1.0
+
+    def message(self, source: str) -> str:
+        examples = ", ".join(repr(w) for w in self.missing_examples)
+        causes = "; ".join(self.causes)
+        return (
+            f"only {self.found} of {self.words} distinct training words "
+            f"({100 * self.fraction:.1f}%) have a pretrained vector in {source} (without one: "
+            f"{examples}); likely cause: {causes}"
+        )
+
+
+def vector_coverage(
+    words: Iterable[str], vectors: PretrainedVectors, examples: int = 5
+) -> Coverage:
+    """The share of ``words`` (a corpus's distinct tokens) that :meth:`PretrainedVectors.row`
+    finds, a few that it does not, and the likely causes when it finds few: a prefix on every
+    token (``en:London``, as WikiANN writes them), a casing the vectors do not have, or else
+    another language or tokenization."""
+    words = sorted(set(words))
+    missing = [w for w in words if vectors.row(w) is None]
+    causes: list[str] = []
+    if missing:
+        prefixed = [m.group(2) for w in missing if (m := _PREFIX.match(w))]
+        if len(prefixed) >= len(missing) / 2:
+            prefixes = sorted({_PREFIX.match(w).group(1) for w in missing if _PREFIX.match(w)})
+            helped = sum(vectors.row(w) is not None for w in prefixed)
+            causes.append(
+                f"the tokens carry a prefix ({', '.join(p + ':' for p in prefixes[:3])}): "
+                f"{helped} of {len(prefixed)} would have a vector without it; strip it"
+            )
+        recased = sum(
+            vectors.row(w.capitalize()) is not None or vectors.row(w.upper()) is not None
+            for w in missing
+        )
+        if recased >= len(missing) / 4:
+            causes.append(
+                f"casing: {recased} of the words without a vector have one when capitalized "
+                "or upper-cased"
+            )
+        if not causes:
+            causes.append(
+                "the vectors may be of another language than the data, or tokenized "
+                "differently; set model.embeddings to vectors of the data's language, or null"
+            )
+    step = max(1, len(missing) // examples)
+    return Coverage(len(words), len(words) - len(missing), missing[::step][:examples], causes)
 
 
 def load_pretrained(name_or_path: str) -> PretrainedVectors:

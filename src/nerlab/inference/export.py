@@ -50,10 +50,8 @@ class _Emissions(torch.nn.Module):
         self.net = net
 
     def forward(self, word_ids, form_index, char_ids, char_lengths, casing, mask):
-        batch = dict(
-            zip(INPUTS, (word_ids, form_index, char_ids, char_lengths, casing, mask), strict=True)
-        )
-        return self.net(batch)
+        inputs = (word_ids, form_index, char_ids, char_lengths, casing, mask)
+        return self.net(dict(zip(INPUTS, inputs, strict=True)))
 
 
 def sample_batch(vocabs, word_length, sentences: int = 6) -> dict[str, np.ndarray]:
@@ -81,6 +79,13 @@ def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> di
     model_dir = Path(model_dir)
     net, vocabs, info = load_model(model_dir)
     net.eval()
+    if net.config.document_memory:
+        # torch.export specializes the sentence length of the memory's scatter-gather; until
+        # that is solved such a model is served by the torch backend
+        raise NerlabError(
+            f"{model_dir}: a document-memory model (model.document_memory=true) cannot be "
+            "exported yet; tag it with the torch backend"
+        )
     batch = sample_batch(vocabs, (info.get("data") or {}).get("word_length"))
     args = tuple(torch.from_numpy(batch[name]) for name in INPUTS)
     with torch.no_grad():

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nerlab.data.batching import SortedBatchSampler, make_batch
+from nerlab.data.batching import DocumentBatchSampler, SortedBatchSampler, make_batch
 from nerlab.data.encoding import FormTable, encode_split
 from nerlab.data.tag_schemes import conlleval_spans, ids_to_iob2, span_cases
 from nerlab.data.tokenizer import tokenize
@@ -62,6 +62,10 @@ def entities(
                 continue
         out.append(entity)
     return out
+
+
+#: tokens after which ``Tagger.predict`` starts a new sentence (document-context models)
+SENTENCE_ENDS = frozenset({".", "!", "?"})
 
 
 class Tagger:
@@ -143,21 +147,51 @@ class Tagger:
     def entity_types(self) -> list[str]:
         return list(self.info.get("entity_types") or self.vocabs.tags.types)
 
-    def _batches(self, token_lists: Sequence[Sequence[str]]):
-        """``(sentence numbers, lengths, batch arrays)`` of length-sorted batches."""
+    @property
+    def uses_documents(self) -> bool:
+        """Whether the model reads document context (``model.document_memory``)."""
+        return bool(self.info.get("model", {}).get("document_memory"))
+
+    @staticmethod
+    def _document_ids(count: int, documents) -> np.ndarray | None:
+        if documents is None:
+            return None
+        if isinstance(documents, str):
+            if documents != "one":
+                raise ConfigError(
+                    f"documents must be 'one' or a document number per token "
+                    f"list, found {documents!r}"
+                )
+            return np.zeros(count, dtype=np.int64)
+        ids = np.asarray(documents, dtype=np.int64)
+        if ids.shape != (count,):
+            raise ConfigError(f"{len(ids)} document numbers for {count} token lists")
+        return ids
+
+    def _batches(self, token_lists: Sequence[Sequence[str]], documents=None):
+        """``(sentence numbers, lengths, batch arrays)``: length-sorted batches, or batches of
+        whole documents for a model that reads document context."""
         table = FormTable(self.vocabs.words, self.vocabs.chars, self.word_length)
-        split = encode_split([(list(t), ()) for t in token_lists], table, None)
+        docs = self._document_ids(len(token_lists), documents)
+        split = encode_split([(list(t), ()) for t in token_lists], table, None, docs=docs)
         table.freeze()
         non_empty = np.flatnonzero(split.lengths > 0)
-        for positions in SortedBatchSampler(split.lengths[non_empty], self.batch_size):
+        if self.uses_documents:
+            sampler = DocumentBatchSampler(split.documents()[non_empty], self.batch_size)
+        else:
+            sampler = SortedBatchSampler(split.lengths[non_empty], self.batch_size)
+        memory = self.uses_documents
+        for positions in sampler:
             indices = non_empty[np.asarray(positions)]
-            yield indices, split.lengths[indices], make_batch(split, table, indices)
+            batch = make_batch(split, table, indices, memory=memory)
+            yield indices, split.lengths[indices], batch
 
     def _run(
         self,
         token_lists: Sequence[Sequence[str]],
         with_confidence: bool = False,
         k: int | None = None,
+        documents=None,
     ) -> tuple[list, list[dict]]:
         """IOB2 tags for each token list, in input order, and with ``with_confidence`` the
         probability of each of its chunks (``{(label, first, last): p}``); with ``k``, each
@@ -165,7 +199,7 @@ class Tagger:
         tags: list = [[] if k is None else [[]] for _ in token_lists]
         confidence: list[dict] = [{} for _ in token_lists]
         names = self.vocabs.tags.tags
-        for indices, lengths, batch in self._batches(token_lists):
+        for indices, lengths, batch in self._batches(token_lists, documents):
             if k is not None:
                 paths = self.runner.kbest(batch, k).tolist()  # (B, k, L)
                 for row, (idx, n) in enumerate(
@@ -239,34 +273,62 @@ class Tagger:
         for (idx, span), p in zip(keys, np.exp(log_p).tolist(), strict=True):
             confidence[idx][span] = confidence[idx].get(span, 0.0) + p
 
-    def tag(self, token_lists: Sequence[Sequence[str]], k: int | None = None) -> list:
+    def tag(
+        self, token_lists: Sequence[Sequence[str]], k: int | None = None, documents=None
+    ) -> list:
         """IOB2 tags for each list of tokens: ``[["John", "lives"]] -> [["B-PER", "O"]]``.
 
         With ``k``, the ``k`` best tag sequences of each (CRF models, torch backend):
         ``[[best, second, ...]]``, best first; the first is what ``tag`` gives without ``k``.
+        ``documents`` says which token lists are sentences of one document, for a model that
+        reads document context: ``"one"`` (all of them) or a document number per token list;
+        by default each is a document of its own.
         """
-        return self._run(token_lists, k=k)[0]
+        return self._run(token_lists, k=k, documents=documents)[0]
 
     def tag_with_confidence(
-        self, token_lists: Sequence[Sequence[str]]
+        self, token_lists: Sequence[Sequence[str]], documents=None
     ) -> tuple[list[list[str]], list[dict[tuple[str, int, int], float]]]:
         """IOB2 tags of each token list and the probability of each of its predicted chunks,
-        ``{(label, first, last): p}`` (inclusive token indices)."""
-        return self._run(token_lists, True)
+        ``{(label, first, last): p}`` (inclusive token indices); ``documents`` as in :meth:`tag`."""
+        return self._run(token_lists, True, documents=documents)
 
     def predict_tokens(
-        self, token_lists: Sequence[Sequence[str]], min_confidence: float = 0.0
+        self, token_lists: Sequence[Sequence[str]], min_confidence: float = 0.0, documents=None
     ) -> list[list[dict]]:
         """Entities of already tokenized sentences: ``{"text", "label", "first_token",
         "last_token", "confidence"}`` (token indices inclusive), as :meth:`predict` scores them."""
-        tags, confidence = self._run(token_lists, True)
+        tags, confidence = self._run(token_lists, True, documents=documents)
         return [
             entities(seq, tokens, confidence=conf, min_confidence=min_confidence)
             for tokens, seq, conf in zip(token_lists, tags, confidence, strict=True)
         ]
 
+    def _run_documents(self, token_lists, documents) -> tuple[list, list[dict]]:
+        """Tag each token list as a document of the sentences it holds, and put the tags and
+        chunk probabilities back together per token list."""
+        text_docs = self._document_ids(len(token_lists), documents)
+        pieces, owner, starts = [], [], []
+        for i, tokens in enumerate(token_lists):
+            start = 0
+            for end in range(1, len(tokens) + 1):
+                if end == len(tokens) or tokens[end - 1] in SENTENCE_ENDS:
+                    pieces.append(tokens[start:end])
+                    owner.append(i)
+                    starts.append(start)
+                    start = end
+        docs = owner if text_docs is None else [int(text_docs[i]) for i in owner]
+        piece_tags, piece_conf = self._run(pieces, True, documents=docs)
+        tags: list = [[] for _ in token_lists]
+        confidence: list[dict] = [{} for _ in token_lists]
+        for i, start, seq, conf in zip(owner, starts, piece_tags, piece_conf, strict=True):
+            tags[i].extend(seq)
+            for (label, first, last), p in conf.items():
+                confidence[i][(label, first + start, last + start)] = p
+        return tags, confidence
+
     def predict(
-        self, texts: str | Sequence[str], min_confidence: float = 0.0
+        self, texts: str | Sequence[str], min_confidence: float = 0.0, documents=None
     ) -> list[dict] | list[list[dict]]:
         """Entities of a text (or of each text of a list).
 
@@ -274,11 +336,19 @@ class Tagger:
         offsets into the input (``end`` exclusive). The confidence is the probability the model
         gives exactly that labelled span: the total probability of the tag paths that read as
         it (a constrained forward pass). Entities below ``min_confidence`` are left out.
+
+        A model that reads document context tags each text as a document: its sentences (cut
+        after ``.``, ``!`` and ``?``) are tagged together; ``documents`` (as in :meth:`tag`)
+        also joins texts into one document.
         """
         single = isinstance(texts, str)
         batch = [texts] if single else list(texts)
         tokenized = [tokenize(t) for t in batch]
-        tags, confidence = self._run([[tok for tok, _, _ in toks] for toks in tokenized], True)
+        token_lists = [[tok for tok, _, _ in toks] for toks in tokenized]
+        if self.uses_documents:
+            tags, confidence = self._run_documents(token_lists, documents)
+        else:
+            tags, confidence = self._run(token_lists, True, documents=documents)
         results = [
             entities(
                 seq,

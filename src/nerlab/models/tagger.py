@@ -24,6 +24,25 @@ from nerlab.models.embeddings import WordEmbedding
 from nerlab.models.encoder import BiLSTMEncoder
 
 
+def document_memory(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each position, the mean of ``h`` over the other positions of its group, and a flag
+    saying it has a group: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
+
+    Sums go through ``index_add`` and come back through an embedding lookup, whose backward
+    adds in a fixed order (training stays deterministic on the CPU)."""
+    flat = h.flatten(0, 1)  # (B*L, D); no data-dependent shape (and so exportable)
+    index = groups.flatten()
+    weight = (index >= 0).to(h.dtype)
+    safe = index.clamp(min=0)
+    sums = torch.zeros_like(flat).index_add(0, safe, flat * weight[:, None])
+    counts = torch.zeros_like(weight).index_add(0, safe, weight)
+    others = (F.embedding(safe, sums) - flat) / (F.embedding(safe, counts[:, None]) - 1).clamp(
+        min=1
+    )
+    memory = others * weight[:, None]
+    return memory.view_as(h), weight.view_as(groups).unsqueeze(-1)
+
+
 @dataclass
 class TaggerConfig:
     """Every hyper-parameter needed to rebuild the network (saved in ``model_info.json``).
@@ -48,6 +67,9 @@ class TaggerConfig:
     variational_dropout: bool = False
     crf: bool = True
     freeze_embeddings: bool = False
+    # each capitalized token also reads the mean encoder state of the other tokens with its
+    # lowercased form in its document (batches then hold whole documents)
+    document_memory: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -117,7 +139,10 @@ class BiLSTMTagger(nn.Module):
             input_dim, config.entity_tagger_lstm_dims, config.lstm_layers, config.dropout
         )
         self.output_dropout = SequenceDropout(config.dropout, config.variational_dropout)
-        self.projection = nn.Linear(2 * config.entity_tagger_lstm_dims, config.num_tags)
+        hidden = 2 * config.entity_tagger_lstm_dims
+        # [own state; the mean state of the other mentions; whether there are any]
+        projected = 2 * hidden + 1 if config.document_memory else hidden
+        self.projection = nn.Linear(projected, config.num_tags)
         self.crf = (
             CRF(config.num_tags, allowed_transitions=allowed_transitions) if config.crf else None
         )
@@ -139,6 +164,8 @@ class BiLSTMTagger(nn.Module):
         """Emission scores ``(B, L, K)``; positions outside ``batch["mask"]`` are meaningless."""
         x = self.input_dropout(self.features(batch))
         h = self.encoder(x, batch["mask"])  # (B, L, 2H)
+        if self.config.document_memory:
+            h = torch.cat([h, *document_memory(h, batch["memory_group"])], dim=-1)
         return self.projection(self.output_dropout(h))  # (B, L, K)
 
     def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -111,11 +111,13 @@ class EntityF1(Metric):
         }
 
 
-def score_tagger(tagger: Tagger, sentences: Sequence[Sentence]) -> tuple[dict, list[list[str]]]:
+def score_tagger(
+    tagger: Tagger, sentences: Sequence[Sentence], documents=None
+) -> tuple[dict, list[list[str]]]:
     """Scores (as :meth:`EntityF1.compute`) of ``tagger`` on gold IOB2 ``sentences``, and the
     predicted IOB2 tags. Types scored: the model's plus any that only occur in the gold tags
     (counted as missed)."""
-    predictions = tagger.tag([s.tokens for s in sentences])
+    predictions = tagger.tag([s.tokens for s in sentences], documents=documents)
     return score_predictions(tagger.entity_types, sentences, predictions), predictions
 
 

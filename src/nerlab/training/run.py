@@ -8,6 +8,7 @@ call :func:`train` with a config from :func:`nerlab.training.config.compose`.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -24,7 +25,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from nerlab.data.datamodule import NERDataModule
-from nerlab.data.vectors import PretrainedVectors, load_pretrained
+from nerlab.data.vectors import PretrainedVectors, load_pretrained, vector_coverage
 from nerlab.errors import ConfigError
 from nerlab.files import write_atomic
 from nerlab.inference.model_dir import build_info, save_model
@@ -36,6 +37,8 @@ from nerlab.training.module import NERModule
 from nerlab.training.tracking import MLflowLogger, log_run_artifacts
 
 RUN_ID_FILE = "mlflow_run_id.txt"
+
+log = logging.getLogger(__name__)
 
 # Lightning 2.6 warns on every run about its own use of a torch API that torch 2.13 deprecates;
 # nothing a user can act on
@@ -75,6 +78,11 @@ def build_data_and_model(
     )
     if vectors is not None:
         module.net.words.load_pretrained(vocabs.words, vectors)
+        train_words = {t for s in datamodule.sentences.get("train", ()) for t in s.tokens}
+        coverage = vector_coverage(train_words, vectors)
+        datamodule.stats["vector_coverage"] = round(coverage.fraction, 6)
+        if coverage.fraction < 0.5:
+            log.warning(coverage.message(vectors.source))
     return datamodule, module, vectors
 
 
@@ -183,7 +191,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.vocabs,
         entity_types=datamodule.entity_types,
         constrain_transitions=bool(cfg.model.constrain_transitions),
-        data={"tag_column": cfg.data.tag_column, "word_length": cfg.data.word_length},
+        data={
+            "tag_column": cfg.data.tag_column,
+            "word_length": cfg.data.word_length,
+            "documents": cfg.data.get("documents", "auto"),
+        },
         extra={
             "scores": {"val_f1": val_f1, "test": test_scores},
             "mlflow_run_id": summary["run_id"],

@@ -1,0 +1,214 @@
+"""Documents: -DOCSTART- boundaries through reading, batching, the document memory and tagging."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import PERSONS, PLACES, compose_cfg, make_sentences
+
+from nerlab import Tagger
+from nerlab.data.batching import DocumentBatchSampler, make_batch, to_tensors
+from nerlab.data.conll import document_ids, read_conll
+from nerlab.data.encoding import FormTable, encode_split
+from nerlab.data.vocab import CharVocab, WordVocab
+from nerlab.errors import NerlabError
+from nerlab.models.tagger import BiLSTMTagger, TaggerConfig
+
+BIN = Path(sys.executable).parent
+
+
+def write_documents(path: Path, documents, *, docstart: bool = True) -> Path:
+    lines = []
+    for sentences in documents:
+        if docstart:
+            lines += ["-DOCSTART- -X- -X- O", ""]
+        for tokens, tags in sentences:
+            lines += [f"{t} NN B-NP {g}" for t, g in zip(tokens, tags, strict=True)] + [""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_document_boundaries_survive_reading(tmp_path):
+    docs = [make_sentences(2, seed=1), make_sentences(3, seed=2), make_sentences(1, seed=3)]
+    with_docstart = read_conll(write_documents(tmp_path / "a.txt", docs))
+    assert [s.doc for s in with_docstart] == [0, 0, 1, 1, 1, 2]
+    assert document_ids(with_docstart) == [0, 0, 1, 1, 1, 2]
+    # sentences before the first -DOCSTART- are a document of their own
+    head = tmp_path / "b.txt"
+    head.write_text("Paris B-LOC\n\n" + (tmp_path / "a.txt").read_text())
+    assert document_ids(read_conll(head)) == [0, 1, 1, 2, 2, 2, 3]
+    plain = read_conll(write_documents(tmp_path / "c.txt", docs, docstart=False))
+    assert [s.doc for s in plain] == [None] * 6
+    assert document_ids(plain) == [0, 1, 2, 3, 4, 5]  # auto: each sentence alone
+    assert document_ids(plain, "file") == [0] * 6
+    assert document_ids(plain, 4) == [0, 0, 0, 0, 1, 1]
+    assert document_ids(plain, "2") == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(NerlabError, match="data.documents must be auto, docstart"):
+        document_ids(plain, 0)
+
+
+def _table_and_split(sentences, docs):
+    words = WordVocab.build([t for t, _ in sentences])
+    table = FormTable(words, CharVocab.build(w for t, _ in sentences for w in t))
+    split = encode_split([(t, ()) for t, _ in sentences], table, None, docs=docs)
+    table.freeze()
+    return table, split
+
+
+def test_memory_groups_join_mentions_of_one_document_only():
+    sentences = [
+        (["Jordan", "scored", "."], []),
+        (["JORDAN", "and", "jordan", "Paris"], []),
+        (["Jordan", "in", "Paris"], []),
+        (["Paris", "again"], []),
+    ]
+    table, split = _table_and_split(sentences, docs=[0, 0, 1, 1])
+    groups = make_batch(split, table, np.arange(4), memory=True)["memory_group"]
+    jordan, paris = groups[0, 0], groups[2, 2]
+    assert jordan >= 0 and paris >= 0 and jordan != paris
+    assert groups[1, 0] == jordan  # upper case joins; lower case is not a name candidate
+    assert groups[1, 2] == -1 and groups[0, 1] == -1
+    assert groups[2, 0] == -1  # the only "Jordan" of document 1: no other mention
+    assert groups[1, 3] == -1  # "Paris" once in document 0
+    assert groups[3, 0] == paris  # the two of document 1
+    assert groups[1, 3] != groups[3, 0]  # never across documents
+
+
+def test_document_batches_hold_whole_documents_and_every_sentence_once():
+    docs = np.repeat(np.arange(10), [1, 5, 2, 9, 3, 3, 1, 12, 4, 2])
+    for shuffle in (False, True):
+        sampler = DocumentBatchSampler(docs, 8, shuffle=shuffle, seed=3)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        assert sorted(i for b in batches for i in b) == list(range(len(docs)))
+        for batch in batches:
+            members = set(docs[batch].tolist())
+            assert all(
+                np.count_nonzero(docs == d) == np.isin(batch, np.flatnonzero(docs == d)).sum()
+                for d in members
+            )
+            assert len(batch) <= 8 or len(members) == 1  # only a long document fills one alone
+    first = list(DocumentBatchSampler(docs, 8, shuffle=True, seed=3))
+    sampler = DocumentBatchSampler(docs, 8, shuffle=True, seed=3)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    ranks = [list(DocumentBatchSampler(docs, 8, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert sorted(i for r in ranks for b in r for i in b) == list(range(len(docs)))
+
+
+def test_a_sentences_scores_do_not_depend_on_padding_or_other_documents():
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    doc_a = [[rng.choice(PERSONS + PLACES) for _ in range(n)] + ["."] for n in (3, 5)]
+    doc_b = [[rng.choice(PERSONS) for _ in range(n)] for n in (11, 2)]
+    sentences = [(t, ()) for t in doc_a + doc_b]
+    table, split = _table_and_split(sentences, docs=[0, 0, 1, 1])
+    config = TaggerConfig(
+        num_words=len(table.words),
+        num_chars=len(table.chars),
+        num_tags=5,
+        word_embedding_dims=8,
+        character_embedding_dims=4,
+        char_features_dims=4,
+        entity_tagger_lstm_dims=6,
+        document_memory=True,
+    )
+    net = BiLSTMTagger(config).eval()
+    with torch.no_grad():
+        alone = net(to_tensors(make_batch(split, table, np.array([0, 1]), memory=True)))
+        mixed = net(to_tensors(make_batch(split, table, np.array([2, 0, 3, 1]), memory=True)))
+        no_memory = net(to_tensors(make_batch(split, table, np.array([0]), memory=True)))
+    for row_alone, row_mixed, n in ((0, 1, 4), (1, 3, 6)):
+        assert torch.allclose(alone[row_alone, :n], mixed[row_mixed, :n], atol=1e-6)
+    # the memory matters: the first sentence read alone (no other mentions) scores differently
+    assert not torch.allclose(no_memory[0, :4], alone[0, :4], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def memory_model(tmp_path_factory):
+    from nerlab.training.run import train
+
+    root = tmp_path_factory.mktemp("memory")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for split, seed, n in (("train", 1, 40), ("valid", 2, 8), ("test", 3, 8)):
+        rng = random.Random(seed)
+        docs = [make_sentences(rng.randint(2, 6), seed=seed * 100 + i) for i in range(n)]
+        write_documents(corpus / f"{split}.txt", docs)
+    cfg = compose_cfg(
+        root, corpus, "model.document_memory=true", "trainer.max_epochs=6", "optimizer.lr=0.02"
+    )
+    summary = train(cfg)
+    return {"root": root, "corpus": corpus, **summary}
+
+
+def test_a_document_model_tags_documents_as_make_evaluate_scores_them(memory_model, tmp_path):
+    model_dir, test_file = memory_model["model_dir"], memory_model["corpus"] / "test.txt"
+    info = json.loads((Path(model_dir) / "model_info.json").read_text())
+    assert info["model"]["document_memory"] is True and info["data"]["documents"] == "auto"
+    result = subprocess.run(
+        [
+            str(BIN / "nerlab-evaluate"),
+            f"model_dir={model_dir}",
+            f"test_file={test_file}",
+            f"predictions={tmp_path / 'pred.conll'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scores["f1"] == pytest.approx(memory_model["test_f1"], abs=1e-9)
+    sentences = read_conll(test_file)
+    tagger = Tagger.load(model_dir)
+    assert tagger.uses_documents
+    tags = tagger.tag([s.tokens for s in sentences], documents=document_ids(sentences))
+    predicted = [s.tags for s in read_conll(tmp_path / "pred.conll", -1)]
+    assert tags == predicted
+    # a multi-sentence text is one document: its sentences are tagged together
+    text = "Mary visited Paris today . Mary works for Acme Corp ."
+    found = tagger.predict(text)
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in found)
+    doc_tags = tagger.tag([text.split()[:5], text.split()[5:]], documents="one")
+    assert [e["label"] for e in found] == [
+        t[2:] for seq in doc_tags for t in seq if t.startswith("B-")
+    ]
+    # make predict on a column file reads its documents and keeps their -DOCSTART- lines
+    out = tmp_path / "out.conll"
+    result = subprocess.run(
+        [
+            str(BIN / "nerlab-predict"),
+            f"model_dir={model_dir}",
+            f"input={test_file}",
+            "input_format=conll",
+            f"output={out}",
+            "format=conll",
+            "chunk=3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [s.tags for s in read_conll(out, -1)] == tags
+    assert out.read_text().count("-DOCSTART-") == 8
+    # not exportable yet: one line saying so
+    result = subprocess.run(
+        [str(BIN / "nerlab-export"), f"model_dir={model_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"nerlab-export: error: {model_dir}: a document-memory model "
+        "(model.document_memory=true) cannot be exported yet; tag it with the torch backend"
+    ]
