@@ -97,8 +97,10 @@ def test_document_batches_hold_whole_documents_and_every_sentence_once():
             assert len(batch) <= 8 or len(members) == 1  # only a long document fills one alone
     first = list(DocumentBatchSampler(docs, 8, shuffle=True, seed=3))
     sampler = DocumentBatchSampler(docs, 8, shuffle=True, seed=3)
-    sampler.set_epoch(1)
-    assert list(sampler) != first
+    for epoch in range(1, 6):  # a new order, never another number of batches
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert batches != first and len(batches) == len(first) == len(sampler)
     ranks = [list(DocumentBatchSampler(docs, 8, num_replicas=2, rank=r)) for r in (0, 1)]
     assert sorted(i for r in ranks for b in r for i in b) == list(range(len(docs)))
 

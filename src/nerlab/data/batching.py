@@ -203,11 +203,15 @@ def memory_groups(
 
 
 class DocumentBatchSampler:
-    """Batches of whole documents: consecutive documents packed until the next one would pass
+    """Batches of whole documents: documents packed in order until the next one would pass
     ``batch_size`` sentences (a longer document is a batch of its own), so a document memory
-    sees every sentence of a document at once. With ``shuffle`` the documents come in a new
-    order every epoch (call :meth:`set_epoch`); several replicas each take every
-    ``num_replicas``-th batch (training pads the list so all ranks have as many)."""
+    sees every sentence of a document at once.
+
+    With ``shuffle`` the documents are packed once in a seeded random order and the batches come
+    in a new order every epoch (call :meth:`set_epoch`): the number of batches stays the same
+    from epoch to epoch, which Lightning relies on (it counts them once to know when an epoch
+    ends and validation is due). Several replicas each take every ``num_replicas``-th batch
+    (training pads the list so all ranks have as many)."""
 
     def __init__(
         self,
@@ -224,8 +228,19 @@ class DocumentBatchSampler:
         docs = np.asarray(docs, dtype=np.int64)
         order = np.argsort(docs, kind="stable")
         starts = np.flatnonzero(np.r_[True, docs[order][1:] != docs[order][:-1]])
-        self.documents = np.split(order, starts[1:]) if len(order) else []
-        self.batch_size = batch_size
+        documents = np.split(order, starts[1:]) if len(order) else []
+        if shuffle:
+            rng = np.random.default_rng(seed)
+            documents = [documents[i] for i in rng.permutation(len(documents))]
+        self.batches: list[list[int]] = []
+        current: list[int] = []
+        for doc in documents:
+            if current and len(current) + len(doc) > batch_size:
+                self.batches.append(current)
+                current = []
+            current.extend(doc.tolist())
+        if current:
+            self.batches.append(current)
         self.shuffle = shuffle
         self.seed = seed
         self.num_replicas = num_replicas
@@ -235,34 +250,19 @@ class DocumentBatchSampler:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
-        documents = self.documents
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self.batches
         if self.shuffle:
             rng = np.random.default_rng((self.seed, self.epoch))
-            documents = [documents[i] for i in rng.permutation(len(documents))]
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for doc in documents:
-            if current and len(current) + len(doc) > self.batch_size:
-                batches.append(current)
-                current = []
-            current.extend(doc.tolist())
-        if current:
-            batches.append(current)
-        return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self._all_batches()
-        if self.shuffle and self.num_replicas > 1:
-            total = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+            total = len(self) * self.num_replicas
             batches = batches + batches[: total - len(batches)]
-        yield from batches[self.rank :: self.num_replicas]
+        yield from batches[self.rank :: self.num_replicas][: len(self)]
 
     def __len__(self) -> int:
-        n = len(self._all_batches())
         if self.shuffle:
-            return math.ceil(n / self.num_replicas)
-        return len(range(self.rank, n, self.num_replicas))
+            return math.ceil(len(self.batches) / self.num_replicas)
+        return len(range(self.rank, len(self.batches), self.num_replicas))
 
 
 def to_tensors(batch: dict[str, np.ndarray], device=None) -> dict:
