@@ -314,21 +314,37 @@ def test_evaluate_on_conll2003_reproduces_training_test_f1(tmp_path, conll_dir):
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     assert scores["f1"] == pytest.approx(summary["test_f1"], abs=1e-6)
     assert sum(s["support"] for s in scores["per_type"].values()) == 5648
-    # the exported model scores exactly what the PyTorch one scores
-    exported = cmd("nerlab-export", f"model_dir={summary['model_dir']}", timeout=300)
-    assert exported.returncode == 0, exported.stderr
-    onnx = cmd(
-        "nerlab-evaluate",
-        f"model_dir={summary['model_dir']}",
-        f"test_file={conll_dir / 'test.txt'}",
-        "backend=onnx",
-        "calibration=false",
-        timeout=300,
+
+
+@pytest.mark.slow
+def test_the_exported_model_scores_on_conll2003_what_the_torch_model_scores(tmp_path, conll_dir):
+    from nerlab.training.run import train
+
+    cfg = compose_cfg(
+        tmp_path,
+        conll_dir,
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=60",
+        "mlflow.log_model=false",
     )
-    assert onnx.returncode == 0, onnx.stderr
-    onnx_scores = json.loads(onnx.stdout.strip().splitlines()[-1])
-    assert onnx_scores["backend"] == "onnx"
-    assert onnx_scores["f1"] == scores["f1"]
+    model_dir = train(cfg)["model_dir"]
+    exported = cmd("nerlab-export", f"model_dir={model_dir}", "quantize=int8", timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    f1 = {}
+    for backend in ("backend=torch", "backend=onnx", "quantize=int8"):
+        extra = ["backend=onnx", backend] if backend.startswith("quantize") else [backend]
+        result = cmd(
+            "nerlab-evaluate",
+            f"model_dir={model_dir}",
+            f"test_file={conll_dir / 'test.txt'}",
+            "calibration=false",
+            *extra,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        f1[backend] = json.loads(result.stdout.strip().splitlines()[-1])["f1"]
+    assert f1["backend=onnx"] == f1["backend=torch"]
+    assert abs(f1["quantize=int8"] - f1["backend=torch"]) <= 0.003
 
 
 def test_predict_writes_doccano_pre_annotations_that_convert_reads(trained, tmp_path):

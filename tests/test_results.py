@@ -24,6 +24,7 @@ CHANGES = {
     "conll03_softmax": {"model.crf": False},
     "conll03_bio": {"data.tag_scheme": "bio"},
     "conll03_random_embeddings": {"model.embeddings": None},
+    "conll03_document_memory": {"model.document_memory": True, "data.batch_by_document": True},
 }
 
 

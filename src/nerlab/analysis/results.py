@@ -28,6 +28,7 @@ RECIPES: dict[str, str] = {
     "conll03_softmax": "softmax per token instead of the CRF",
     "conll03_bio": "BIO (IOB2) tags instead of IOBES",
     "conll03_random_embeddings": "random word embeddings instead of GloVe",
+    "conll03_document_memory": "document memory: other mentions of a word in its document",
 }
 ENTITY_TYPES = ("LOC", "MISC", "ORG", "PER")
 
