@@ -191,8 +191,15 @@ def _bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tmp_path):
     out_dir = tmp_path / "results"
+    # every part but the exported tagger and the server (their own test below, under slow)
+    parts = "parts=data,crf,optim,train,infer,size,flops"
     proc = _bench(
-        f"data_dir={tiny_corpus}", "quick=true", "peers=false", "threads=1", f"out_dir={out_dir}"
+        f"data_dir={tiny_corpus}",
+        "quick=true",
+        "peers=false",
+        "threads=1",
+        f"out_dir={out_dir}",
+        parts,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
@@ -244,6 +251,23 @@ def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tm
     assert 0 < tagger["cold_start_s"] < 120
     assert tagger["training_stack_imported"] == []
     assert any(line.startswith("optimizer: NAdam step") for line in lines)
+    assert results["machine"]["cpu_model"]
+    assert not results["errors"]
+
+
+@pytest.mark.slow
+def test_quick_bench_of_the_exported_tagger_and_the_server(tiny_corpus, tmp_path):
+    proc = _bench(
+        f"data_dir={tiny_corpus}",
+        "quick=true",
+        "peers=false",
+        "threads=1",
+        f"out_dir={tmp_path / 'results'}",
+        "parts=onnx,serve",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
     # the exported tagger beside the torch one, and the server under load
     for key in (
         "torch_tagger_infer_tokens_per_s",
@@ -259,8 +283,6 @@ def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tm
     assert summary["onnx_int8_torch_imported"] is False
     assert summary["serve_errors"] == 0
     assert any(line.startswith("tagger ONNX int8: batch 256") for line in lines)
-    assert results["machine"]["cpu_model"]
-    assert not results["errors"]
 
 
 def test_bench_without_data_records_why_and_still_ends_with_json(tmp_path):

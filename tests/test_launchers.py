@@ -4,6 +4,7 @@ the grid and the Optuna sweeper. Each job stays one MLflow run tagged with its s
 from __future__ import annotations
 
 import mlflow
+import pytest
 from test_train import run_cli, tiny_sweep_args
 
 from nerlab.training.config import compose
@@ -14,6 +15,7 @@ def _runs(tmp_path, experiment: str) -> list:
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
 
 
+@pytest.mark.slow  # the default suite keeps the faster launcher/DDP tests
 def test_a_grid_on_submitit_local_gives_one_finished_run_per_job(tmp_path, tiny_corpus):
     result = run_cli(
         "--multirun",

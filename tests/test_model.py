@@ -179,6 +179,7 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, tiny_corpus):
     assert summary["test_f1"] > 0.5  # it learned, so the loss stayed finite
 
 
+@pytest.mark.slow  # the default suite keeps the faster launcher/DDP tests
 def test_two_process_ddp_scores_exactly_what_one_process_scores(tmp_path, tiny_corpus):
     from nerlab import Tagger
     from nerlab.data import read_conll
