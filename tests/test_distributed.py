@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 
 def _node(rank: int, port: int, root: Path, corpus: Path, *overrides: str) -> subprocess.Popen:
     """``torchrun --nnodes=2 --node_rank=RANK ... --no-python nerlab-train trainer=ddp ...``,
-    exactly as the README shows it, in a process group of its own."""
+    exactly as docs/distributed.md shows it, in a process group of its own."""
     command = [
         str(BIN / "torchrun"),
         "--nnodes=2",
