@@ -270,19 +270,13 @@ class Bench:
             import tempfile
 
             from nerlab.inference.export import export_onnx
-            from nerlab.inference.model_dir import build_info, save_model
+            from nerlab.inference.model_dir import save_model
+            from nerlab.training.run import model_info
 
             built = self.build()
-            cfg, dm, net = built.cfg, built.datamodule, built.module.net
-            info = build_info(
-                net,
-                dm.vocabs,
-                entity_types=dm.entity_types,
-                constrain_transitions=bool(cfg.model.constrain_transitions),
-                data={"tag_column": cfg.data.tag_column, "word_length": cfg.data.word_length},
-            )
+            net = built.module.net
             folder = Path(tempfile.mkdtemp(prefix="nerlab-bench-export-")) / "model"
-            save_model(folder, net, info)
+            save_model(folder, net, model_info(built.cfg, built.datamodule, net))
             export_onnx(folder, quantize="int8")
             self.model_dir = folder
         return self.model_dir

@@ -21,16 +21,11 @@ def run(
     import sys
 
     from benchmarks.peers import run_json
-    from nerlab.inference.model_dir import build_info, save_model
+    from nerlab.inference.model_dir import save_model
+    from nerlab.training.run import model_info
 
-    cfg, datamodule, net = built.cfg, built.datamodule, built.module.net
-    info = build_info(
-        net,
-        datamodule.vocabs,
-        entity_types=datamodule.entity_types,
-        constrain_transitions=bool(cfg.model.constrain_transitions),
-        data={"tag_column": cfg.data.tag_column, "word_length": cfg.data.word_length},
-    )
+    datamodule, net = built.datamodule, built.module.net
+    info = model_info(built.cfg, datamodule, net)
     with tempfile.TemporaryDirectory(prefix="nerlab-bench-") as tmp:
         weights, info_file = save_model(Path(tmp) / "model", net, info)
         files = {p.name: p.stat().st_size for p in (weights, info_file)}

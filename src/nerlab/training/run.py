@@ -86,6 +86,23 @@ def build_data_and_model(
     return datamodule, module, vectors
 
 
+def model_info(cfg: DictConfig, datamodule: NERDataModule, net, **extra) -> dict[str, Any]:
+    """``model_info.json`` of a network trained with ``cfg`` on ``datamodule``'s data (what a
+    tagger needs to read text as training did), plus ``extra`` keys."""
+    return build_info(
+        net,
+        datamodule.vocabs,
+        entity_types=datamodule.entity_types,
+        constrain_transitions=bool(cfg.model.constrain_transitions),
+        data={
+            "tag_column": cfg.data.tag_column,
+            "word_length": cfg.data.word_length,
+            "documents": cfg.data.get("documents", "auto"),
+        },
+        extra=extra,
+    )
+
+
 def resolve_checkpoint(cfg: DictConfig) -> tuple[str | None, str | None]:
     """``ckpt_path`` as a checkpoint file and the MLflow run it belongs to (or ``None``s).
 
@@ -186,20 +203,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _leave_process_group()
         return summary
 
-    info = build_info(
+    info = model_info(
+        cfg,
+        datamodule,
         module.net,
-        datamodule.vocabs,
-        entity_types=datamodule.entity_types,
-        constrain_transitions=bool(cfg.model.constrain_transitions),
-        data={
-            "tag_column": cfg.data.tag_column,
-            "word_length": cfg.data.word_length,
-            "documents": cfg.data.get("documents", "auto"),
-        },
-        extra={
-            "scores": {"val_f1": val_f1, "test": test_scores},
-            "mlflow_run_id": summary["run_id"],
-        },
+        scores={"val_f1": val_f1, "test": test_scores},
+        mlflow_run_id=summary["run_id"],
     )
     _, info_file = save_model(
         cfg.model_dir,
