@@ -105,7 +105,12 @@ def test_document_batches_hold_whole_documents_and_every_sentence_once():
     assert sorted(i for r in ranks for b in r for i in b) == list(range(len(docs)))
 
 
-def test_a_sentences_scores_do_not_depend_on_padding_or_other_documents():
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"document_pooling": "attention"}, {"document_encoder_dims": 5}],
+    ids=["mean", "attention", "second-encoder"],
+)
+def test_a_sentences_scores_do_not_depend_on_padding_or_other_documents(variant):
     torch.manual_seed(0)
     rng = random.Random(0)
     doc_a = [[rng.choice(PERSONS + PLACES) for _ in range(n)] + ["."] for n in (3, 5)]
@@ -121,6 +126,7 @@ def test_a_sentences_scores_do_not_depend_on_padding_or_other_documents():
         char_features_dims=4,
         entity_tagger_lstm_dims=6,
         document_memory=True,
+        **variant,
     )
     net = BiLSTMTagger(config).eval()
     with torch.no_grad():
@@ -131,6 +137,33 @@ def test_a_sentences_scores_do_not_depend_on_padding_or_other_documents():
         assert torch.allclose(alone[row_alone, :n], mixed[row_mixed, :n], atol=1e-6)
     # the memory matters: the first sentence read alone (no other mentions) scores differently
     assert not torch.allclose(no_memory[0, :4], alone[0, :4], atol=1e-4)
+
+
+def test_mention_attention_pools_only_the_other_mentions_of_a_group():
+    from nerlab.models.tagger import MentionAttention, document_memory
+
+    torch.manual_seed(0)
+    h = torch.randn(3, 7, 10)
+    groups = torch.full((3, 7), -1)
+    groups[0, 1] = groups[1, 4] = groups[2, 0] = 0  # three mentions of one word
+    groups[0, 5] = groups[2, 6] = 1  # two of another
+    attention = MentionAttention(10, 4, chunk=2)
+    with torch.no_grad():
+        attention.key.weight.zero_()  # equal scores: attention is the mean
+        pooled, flag = attention(h, groups)
+        mean, mean_flag = document_memory(h, groups)
+        assert torch.allclose(pooled, mean, atol=1e-6) and torch.equal(flag, mean_flag)
+        assert torch.allclose(pooled[0, 5], h[2, 6]) and torch.allclose(pooled[2, 6], h[0, 5])
+        assert pooled[groups < 0].abs().max() == 0 and flag.sum() == 5
+        attention.key.weight.normal_()  # learned scores: a convex mix of the others only
+        pooled, _ = attention(h, groups)  # two query rows at a time
+        assert torch.allclose(pooled[0, 5], h[2, 6])
+        others = torch.stack([h[1, 4], h[2, 0]])
+        weights = torch.linalg.lstsq(others.T, pooled[0, 1][:, None]).solution.squeeze(1)
+        assert torch.allclose(weights.sum(), torch.tensor(1.0), atol=1e-4)
+        assert bool((weights > 0).all())
+        attention.chunk = 2048  # all rows at once: the same
+        assert torch.allclose(attention(h, groups)[0], pooled, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

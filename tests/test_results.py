@@ -25,6 +25,11 @@ CHANGES = {
     "conll03_bio": {"data.tag_scheme": "bio"},
     "conll03_random_embeddings": {"model.embeddings": None},
     "conll03_document_memory": {"model.document_memory": True, "data.batch_by_document": True},
+    "conll03_document_encoder": {
+        "model.document_memory": True,
+        "data.batch_by_document": True,
+        "model.document_encoder_dims": 50,
+    },
 }
 
 

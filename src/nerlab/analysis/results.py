@@ -29,6 +29,7 @@ RECIPES: dict[str, str] = {
     "conll03_bio": "BIO (IOB2) tags instead of IOBES",
     "conll03_random_embeddings": "random word embeddings instead of GloVe",
     "conll03_document_memory": "document memory: other mentions of a word in its document",
+    "conll03_document_encoder": "document memory read by a second BiLSTM",
 }
 ENTITY_TYPES = ("LOC", "MISC", "ORG", "PER")
 

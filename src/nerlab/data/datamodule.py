@@ -342,6 +342,7 @@ class NERDataModule(L.LightningDataModule):
                 seed=self.seed,
                 num_replicas=replicas,
                 rank=rank,
+                lengths=split.lengths,
             )
         else:
             sampler = BucketBatchSampler(

@@ -43,6 +43,53 @@ def document_memory(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor
     return memory.view_as(h), weight.view_as(groups).unsqueeze(-1)
 
 
+class MentionAttention(nn.Module):
+    """For each position with a group, an attention-weighted mean of ``h`` over the other
+    positions of its group (scaled dot product of learned queries and keys), and the flag of
+    :func:`document_memory`: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
+
+    Only the grouped positions (capitalized repeated words) take part, so the score matrix is
+    M x M for the M grouped positions of the batch, computed ``chunk`` query rows at a time
+    (a long document tagged at once stays in bounded memory). Rows are gathered through an
+    embedding lookup, whose backward adds in a fixed order (deterministic on the CPU)."""
+
+    def __init__(self, dim: int, attention_dim: int, chunk: int = 2048) -> None:
+        super().__init__()
+        self.query = nn.Linear(dim, attention_dim)
+        self.key = nn.Linear(dim, attention_dim, bias=False)
+        self.scale = attention_dim**-0.5
+        self.chunk = chunk
+
+    def forward(
+        self, h: torch.Tensor, groups: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = h.flatten(0, 1)  # (N, D)
+        index = groups.flatten()  # (N,)
+        flag = (index >= 0).to(h.dtype)
+        rows = torch.nonzero(index >= 0).squeeze(1)  # (M,)
+        memory = torch.zeros_like(flat)
+        if rows.numel():
+            members = F.embedding(rows, flat)  # (M, D)
+            member_groups = index[rows]  # (M,)
+            queries = self.query(members) * self.scale  # (M, A)
+            keys = self.key(members)  # (M, A)
+            eye = torch.arange(rows.numel(), device=h.device)
+            pooled = []
+            for start in range(0, rows.numel(), self.chunk):
+                stop = min(start + self.chunk, rows.numel())
+                scores = queries[start:stop] @ keys.T  # (C, M)
+                allowed = (member_groups[start:stop, None] == member_groups[None, :]) & (
+                    eye[start:stop, None] != eye[None, :]
+                )
+                weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+                pooled.append(weights @ members)  # (C, D)
+            memory = memory.index_add(0, rows, torch.cat(pooled))
+        return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
+
+
+POOLINGS = ("mean", "attention")
+
+
 @dataclass
 class TaggerConfig:
     """Every hyper-parameter needed to rebuild the network (saved in ``model_info.json``).
@@ -67,9 +114,14 @@ class TaggerConfig:
     variational_dropout: bool = False
     crf: bool = True
     freeze_embeddings: bool = False
-    # each capitalized token also reads the mean encoder state of the other tokens with its
-    # lowercased form in its document (batches then hold whole documents)
+    # each capitalized token also reads the encoder states of the other tokens with its
+    # lowercased form in its document (batches then hold whole documents): pooled by their
+    # mean, or by attention; with document_encoder_dims > 0 a second BiLSTM of that size reads
+    # [state; memory; flag], so the memory reaches the neighbouring words too
     document_memory: bool = False
+    document_pooling: str = "mean"  # mean | attention
+    document_attention_dims: int = 64
+    document_encoder_dims: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -103,6 +155,20 @@ class TaggerConfig:
             )
         if self.casing_dims < 0:
             raise ConfigError(f"model.casing_dims must be >= 0, found {self.casing_dims}")
+        if self.document_pooling not in POOLINGS:
+            raise ConfigError(
+                f"model.document_pooling must be one of {', '.join(POOLINGS)}, "
+                f"found {self.document_pooling!r}"
+            )
+        if self.document_attention_dims < 1:
+            raise ConfigError(
+                "model.document_attention_dims must be positive, "
+                f"found {self.document_attention_dims}"
+            )
+        if self.document_encoder_dims < 0:
+            raise ConfigError(
+                f"model.document_encoder_dims must be >= 0, found {self.document_encoder_dims}"
+            )
         self.char_kernel_sizes = list(self.char_kernel_sizes)
 
     def to_dict(self) -> dict:
@@ -140,8 +206,20 @@ class BiLSTMTagger(nn.Module):
         )
         self.output_dropout = SequenceDropout(config.dropout, config.variational_dropout)
         hidden = 2 * config.entity_tagger_lstm_dims
-        # [own state; the mean state of the other mentions; whether there are any]
-        projected = 2 * hidden + 1 if config.document_memory else hidden
+        projected = hidden
+        self.mentions = None
+        self.document_encoder = None
+        if config.document_memory:
+            if config.document_pooling == "attention":
+                self.mentions = MentionAttention(hidden, config.document_attention_dims)
+            # [own state; the pooled state of the other mentions; whether there are any]
+            projected = 2 * hidden + 1
+            if config.document_encoder_dims:
+                self.document_encoder = BiLSTMEncoder(projected, config.document_encoder_dims)
+                self.document_dropout = SequenceDropout(
+                    config.dropout, config.variational_dropout
+                )
+                projected += self.document_encoder.output_dim
         self.projection = nn.Linear(projected, config.num_tags)
         self.crf = (
             CRF(config.num_tags, allowed_transitions=allowed_transitions) if config.crf else None
@@ -165,7 +243,12 @@ class BiLSTMTagger(nn.Module):
         x = self.input_dropout(self.features(batch))
         h = self.encoder(x, batch["mask"])  # (B, L, 2H)
         if self.config.document_memory:
-            h = torch.cat([h, *document_memory(h, batch["memory_group"])], dim=-1)
+            groups = batch["memory_group"]
+            pooled = self.mentions(h, groups) if self.mentions else document_memory(h, groups)
+            h = torch.cat([h, *pooled], dim=-1)  # (B, L, 4H + 1)
+            if self.document_encoder is not None:
+                again = self.document_encoder(self.document_dropout(h), batch["mask"])
+                h = torch.cat([h, again], dim=-1)
         return self.projection(self.output_dropout(h))  # (B, L, K)
 
     def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
