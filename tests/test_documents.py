@@ -83,8 +83,11 @@ def test_memory_groups_join_mentions_of_one_document_only():
 
 def test_document_batches_hold_whole_documents_and_every_sentence_once():
     docs = np.repeat(np.arange(10), [1, 5, 2, 9, 3, 3, 1, 12, 4, 2])
-    for shuffle in (False, True):
-        sampler = DocumentBatchSampler(docs, 8, shuffle=shuffle, seed=3)
+    # documents of short sentences (tables of results) and of long ones (news prose)
+    scale = np.array([2, 30, 3, 25, 2, 35, 4, 20, 3, 30])[docs]
+    lengths = scale + np.random.default_rng(0).integers(0, 5, len(docs))
+    for shuffle, by_length in ((False, None), (True, None), (True, lengths)):
+        sampler = DocumentBatchSampler(docs, 8, shuffle=shuffle, seed=3, lengths=by_length)
         batches = list(sampler)
         assert len(batches) == len(sampler)
         assert sorted(i for b in batches for i in b) == list(range(len(docs)))
@@ -103,6 +106,13 @@ def test_document_batches_hold_whole_documents_and_every_sentence_once():
         assert batches != first and len(batches) == len(first) == len(sampler)
     ranks = [list(DocumentBatchSampler(docs, 8, num_replicas=2, rank=r)) for r in (0, 1)]
     assert sorted(i for r in ranks for b in r for i in b) == list(range(len(docs)))
+    # packed by their longest sentence: fewer BiLSTM steps (the sum of each batch's longest
+    # sentence) than the random packing of the same seed
+    packed = DocumentBatchSampler(docs, 8, shuffle=True, seed=3, lengths=lengths).batches
+    steps = sum(int(lengths[b].max()) for b in packed)
+    assert steps < sum(int(lengths[b].max()) for b in first)
+    longest = [int(lengths[b].max()) for b in packed]
+    assert longest == sorted(longest)  # packed in order, before the batches are shuffled
 
 
 @pytest.mark.parametrize(
@@ -177,8 +187,16 @@ def memory_model(tmp_path_factory):
         rng = random.Random(seed)
         docs = [make_sentences(rng.randint(2, 6), seed=seed * 100 + i) for i in range(n)]
         write_documents(corpus / f"{split}.txt", docs)
+    # the longest path through the network: attention pooling and the second encoder (the mean
+    # pooling is checked above)
     cfg = compose_cfg(
-        root, corpus, "model.document_memory=true", "trainer.max_epochs=6", "optimizer.lr=0.02"
+        root,
+        corpus,
+        "model.document_memory=true",
+        "model.document_pooling=attention",
+        "model.document_encoder_dims=8",
+        "trainer.max_epochs=6",
+        "optimizer.lr=0.02",
     )
     summary = train(cfg)
     return {"root": root, "corpus": corpus, **summary}
