@@ -28,7 +28,11 @@ CHANGES = {
     "conll03_document_encoder": {
         "model.document_memory": True,
         "data.batch_by_document": True,
-        "model.document_encoder_dims": 50,
+        "model.document_encoder_dims": 100,
+        "trainer.max_epochs": 15,
+        "scheduler._target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
+        "scheduler._partial_": True,
+        "scheduler.T_max": 15,
     },
 }
 
