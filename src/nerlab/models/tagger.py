@@ -83,7 +83,8 @@ class MentionAttention(nn.Module):
                 )
                 weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
                 pooled.append(weights @ members)  # (C, D)
-            memory = memory.index_add(0, rows, torch.cat(pooled))
+            # under autocast the products may come back in a lower precision than ``h``
+            memory = memory.index_add(0, rows, torch.cat(pooled).to(memory.dtype))
         return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
 
 
