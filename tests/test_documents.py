@@ -150,7 +150,7 @@ def test_a_sentences_scores_do_not_depend_on_padding_or_other_documents(variant)
 
 
 def test_mention_attention_pools_only_the_other_mentions_of_a_group():
-    from nerlab.models.tagger import MentionAttention, document_memory
+    from nerlab.models.document_memory import MentionAttention, mean_of_mentions
 
     torch.manual_seed(0)
     h = torch.randn(3, 7, 10)
@@ -161,7 +161,7 @@ def test_mention_attention_pools_only_the_other_mentions_of_a_group():
     with torch.no_grad():
         attention.key.weight.zero_()  # equal scores: attention is the mean
         pooled, flag = attention(h, groups)
-        mean, mean_flag = document_memory(h, groups)
+        mean, mean_flag = mean_of_mentions(h, groups)
         assert torch.allclose(pooled, mean, atol=1e-6) and torch.equal(flag, mean_flag)
         assert torch.allclose(pooled[0, 5], h[2, 6]) and torch.allclose(pooled[2, 6], h[0, 5])
         assert pooled[groups < 0].abs().max() == 0 and flag.sum() == 5

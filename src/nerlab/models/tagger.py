@@ -19,74 +19,10 @@ from nerlab.data.tag_schemes import allowed_transitions, canonical_scheme
 from nerlab.errors import ConfigError
 from nerlab.models.char_encoder import CHAR_ENCODERS, build_char_encoder
 from nerlab.models.crf import CRF
+from nerlab.models.document_memory import MentionAttention, mean_of_mentions
 from nerlab.models.dropout import SequenceDropout
 from nerlab.models.embeddings import WordEmbedding
 from nerlab.models.encoder import BiLSTMEncoder
-
-
-def document_memory(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each position, the mean of ``h`` over the other positions of its group, and a flag
-    saying it has a group: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
-
-    Sums go through ``index_add`` and come back through an embedding lookup, whose backward
-    adds in a fixed order (training stays deterministic on the CPU)."""
-    flat = h.flatten(0, 1)  # (B*L, D); no data-dependent shape (and so exportable)
-    index = groups.flatten()
-    weight = (index >= 0).to(h.dtype)
-    safe = index.clamp(min=0)
-    sums = torch.zeros_like(flat).index_add(0, safe, flat * weight[:, None])
-    counts = torch.zeros_like(weight).index_add(0, safe, weight)
-    others = (F.embedding(safe, sums) - flat) / (F.embedding(safe, counts[:, None]) - 1).clamp(
-        min=1
-    )
-    memory = others * weight[:, None]
-    return memory.view_as(h), weight.view_as(groups).unsqueeze(-1)
-
-
-class MentionAttention(nn.Module):
-    """For each position with a group, an attention-weighted mean of ``h`` over the other
-    positions of its group (scaled dot product of learned queries and keys), and the flag of
-    :func:`document_memory`: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
-
-    Only the grouped positions (capitalized repeated words) take part, so the score matrix is
-    M x M for the M grouped positions of the batch, computed ``chunk`` query rows at a time
-    (a long document tagged at once stays in bounded memory). Rows are gathered through an
-    embedding lookup, whose backward adds in a fixed order (deterministic on the CPU)."""
-
-    def __init__(self, dim: int, attention_dim: int, chunk: int = 2048) -> None:
-        super().__init__()
-        self.query = nn.Linear(dim, attention_dim)
-        self.key = nn.Linear(dim, attention_dim, bias=False)
-        self.scale = attention_dim**-0.5
-        self.chunk = chunk
-
-    def forward(
-        self, h: torch.Tensor, groups: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = h.flatten(0, 1)  # (N, D)
-        index = groups.flatten()  # (N,)
-        flag = (index >= 0).to(h.dtype)
-        rows = torch.nonzero(index >= 0).squeeze(1)  # (M,)
-        memory = torch.zeros_like(flat)
-        if rows.numel():
-            members = F.embedding(rows, flat)  # (M, D)
-            member_groups = index[rows]  # (M,)
-            queries = self.query(members) * self.scale  # (M, A)
-            keys = self.key(members)  # (M, A)
-            eye = torch.arange(rows.numel(), device=h.device)
-            pooled = []
-            for start in range(0, rows.numel(), self.chunk):
-                stop = min(start + self.chunk, rows.numel())
-                scores = queries[start:stop] @ keys.T  # (C, M)
-                allowed = (member_groups[start:stop, None] == member_groups[None, :]) & (
-                    eye[start:stop, None] != eye[None, :]
-                )
-                weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
-                pooled.append(weights @ members)  # (C, D)
-            # under autocast the products may come back in a lower precision than ``h``
-            memory = memory.index_add(0, rows, torch.cat(pooled).to(memory.dtype))
-        return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
-
 
 POOLINGS = ("mean", "attention")
 
@@ -217,9 +153,7 @@ class BiLSTMTagger(nn.Module):
             projected = 2 * hidden + 1
             if config.document_encoder_dims:
                 self.document_encoder = BiLSTMEncoder(projected, config.document_encoder_dims)
-                self.document_dropout = SequenceDropout(
-                    config.dropout, config.variational_dropout
-                )
+                self.document_dropout = SequenceDropout(config.dropout, config.variational_dropout)
                 projected += self.document_encoder.output_dim
         self.projection = nn.Linear(projected, config.num_tags)
         self.crf = (
@@ -245,7 +179,7 @@ class BiLSTMTagger(nn.Module):
         h = self.encoder(x, batch["mask"])  # (B, L, 2H)
         if self.config.document_memory:
             groups = batch["memory_group"]
-            pooled = self.mentions(h, groups) if self.mentions else document_memory(h, groups)
+            pooled = self.mentions(h, groups) if self.mentions else mean_of_mentions(h, groups)
             h = torch.cat([h, *pooled], dim=-1)  # (B, L, 4H + 1)
             if self.document_encoder is not None:
                 again = self.document_encoder(self.document_dropout(h), batch["mask"])

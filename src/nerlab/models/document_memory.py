@@ -1,0 +1,75 @@
+"""What the other mentions of a word in its document say: the pooling of a document memory.
+
+A batch of whole documents marks each capitalized token that shares its lowercased form with
+another token of its document with a group number (``memory_group``, ``(B, L)``, -1 elsewhere).
+Both poolings give each such position a summary of the encoder states of the other members of
+its group and a flag saying it has one; the tagger concatenates both to the token's own state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def mean_of_mentions(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each position, the mean of ``h`` over the other positions of its group, and a flag
+    saying it has a group: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
+
+    Sums go through ``index_add`` and come back through an embedding lookup, whose backward
+    adds in a fixed order (training stays deterministic on the CPU)."""
+    flat = h.flatten(0, 1)  # (B*L, D); no data-dependent shape (and so exportable)
+    index = groups.flatten()
+    weight = (index >= 0).to(h.dtype)
+    safe = index.clamp(min=0)
+    sums = torch.zeros_like(flat).index_add(0, safe, flat * weight[:, None])
+    counts = torch.zeros_like(weight).index_add(0, safe, weight)
+    others = (F.embedding(safe, sums) - flat) / (F.embedding(safe, counts[:, None]) - 1).clamp(
+        min=1
+    )
+    memory = others * weight[:, None]
+    return memory.view_as(h), weight.view_as(groups).unsqueeze(-1)
+
+
+class MentionAttention(nn.Module):
+    """For each position with a group, an attention-weighted mean of ``h`` over the other
+    positions of its group (scaled dot product of learned queries and keys), and the flag of
+    :func:`mean_of_mentions`: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
+
+    Only the grouped positions (capitalized repeated words) take part, so the score matrix is
+    M x M for the M grouped positions of the batch, computed ``chunk`` query rows at a time
+    (a long document tagged at once stays in bounded memory). Rows are gathered through an
+    embedding lookup, whose backward adds in a fixed order (deterministic on the CPU)."""
+
+    def __init__(self, dim: int, attention_dim: int, chunk: int = 2048) -> None:
+        super().__init__()
+        self.query = nn.Linear(dim, attention_dim)
+        self.key = nn.Linear(dim, attention_dim, bias=False)
+        self.scale = attention_dim**-0.5
+        self.chunk = chunk
+
+    def forward(self, h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = h.flatten(0, 1)  # (N, D)
+        index = groups.flatten()  # (N,)
+        flag = (index >= 0).to(h.dtype)
+        rows = torch.nonzero(index >= 0).squeeze(1)  # (M,)
+        memory = torch.zeros_like(flat)
+        if rows.numel():
+            members = F.embedding(rows, flat)  # (M, D)
+            member_groups = index[rows]  # (M,)
+            queries = self.query(members) * self.scale  # (M, A)
+            keys = self.key(members)  # (M, A)
+            eye = torch.arange(rows.numel(), device=h.device)
+            pooled = []
+            for start in range(0, rows.numel(), self.chunk):
+                stop = min(start + self.chunk, rows.numel())
+                scores = queries[start:stop] @ keys.T  # (C, M)
+                allowed = (member_groups[start:stop, None] == member_groups[None, :]) & (
+                    eye[start:stop, None] != eye[None, :]
+                )
+                weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+                pooled.append(weights @ members)  # (C, D)
+            # under autocast the products may come back in a lower precision than ``h``
+            memory = memory.index_add(0, rows, torch.cat(pooled).to(memory.dtype))
+        return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
