@@ -16,6 +16,13 @@ from test_train import run_cli, tiny_sweep_args
 from nerlab.analysis import results
 from nerlab.files import CONF_DIR
 
+MEMORY = {"model.document_memory": True, "data.batch_by_document": True}
+COSINE_15 = {
+    "trainer.max_epochs": 15,
+    "scheduler._target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
+    "scheduler._partial_": True,
+    "scheduler.T_max": 15,
+}
 #: What each recipe must change against the default configuration.
 CHANGES = {
     "conll03_default": {},
@@ -24,16 +31,10 @@ CHANGES = {
     "conll03_softmax": {"model.crf": False},
     "conll03_bio": {"data.tag_scheme": "bio"},
     "conll03_random_embeddings": {"model.embeddings": None},
-    "conll03_document_memory": {"model.document_memory": True, "data.batch_by_document": True},
-    "conll03_document_encoder": {
-        "model.document_memory": True,
-        "data.batch_by_document": True,
-        "model.document_encoder_dims": 100,
-        "trainer.max_epochs": 15,
-        "scheduler._target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
-        "scheduler._partial_": True,
-        "scheduler.T_max": 15,
-    },
+    "conll03_document_memory": MEMORY,
+    "conll03_document_encoder": {**MEMORY, "model.document_encoder_dims": 100, **COSINE_15},
+    "conll03_document_memory_cosine": {**MEMORY, **COSINE_15},
+    "conll03_cosine": COSINE_15,
 }
 
 

@@ -29,7 +29,9 @@ RECIPES: dict[str, str] = {
     "conll03_bio": "BIO (IOB2) tags instead of IOBES",
     "conll03_random_embeddings": "random word embeddings instead of GloVe",
     "conll03_document_memory": "document memory: other mentions of a word in its document",
-    "conll03_document_encoder": "document memory read by a second BiLSTM",
+    "conll03_document_encoder": "document memory read by a second BiLSTM (15 epochs, cosine)",
+    "conll03_document_memory_cosine": "document memory, 15 epochs, cosine learning rate",
+    "conll03_cosine": "default, 15 epochs, cosine learning rate",
 }
 ENTITY_TYPES = ("LOC", "MISC", "ORG", "PER")
 
