@@ -74,8 +74,9 @@ def summarize(tracking_uri: str, experiments: Sequence[str]) -> pd.DataFrame:
             column = f"metrics.test_f1_{etype}"
             values = runs[column].dropna().astype(float) if column in runs else []
             row[etype] = float(np.median(values)) if len(values) else np.nan
-        # epochs run (the logged epoch index is 0-based) and wall minutes of the whole run
-        epochs = runs["metrics.epoch"].dropna().astype(float) + 1 if "metrics.epoch" in runs else []
+        # epochs run: the last "epoch" logged is the test's, after training, when the trainer's
+        # epoch counter already counts every epoch run; and wall minutes of the whole run
+        epochs = runs["metrics.epoch"].dropna().astype(float) if "metrics.epoch" in runs else []
         row["epochs"] = float(np.median(epochs)) if len(epochs) else np.nan
         if len(runs) and {"start_time", "end_time"} <= set(runs.columns):
             minutes = (runs["end_time"] - runs["start_time"]).dt.total_seconds() / 60.0
