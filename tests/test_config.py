@@ -95,9 +95,16 @@ def test_recipes_write_the_seed_sweep_once_and_name_their_experiment(tmp_path, t
     assert {p.stem for p in recipes} == set(RECIPES)  # every recipe is a row of the table
     sweeps = [p.name for p in recipes if "sweeper" in p.read_text()]
     assert sweeps == ["conll03_default.yaml"]
+    first = {
+        p.stem: yaml.safe_load(p.read_text())["defaults"][0]
+        for p in recipes
+        if p.stem != "conll03_default"
+    }
     for path in recipes:
-        if path.stem != "conll03_default":
-            defaults = yaml.safe_load(path.read_text())["defaults"]
-            assert defaults[0] == "conll03_default", path.name
+        name, chain = path.stem, [path.stem]
+        while name != "conll03_default":  # each builds on the default, maybe through others
+            name = first[name]
+            assert name not in chain, chain
+            chain.append(name)
         cfg = compose_cfg(tmp_path, tiny_corpus, f"experiment={path.stem}")
         assert cfg.logger.mlflow.experiment_name == path.stem
