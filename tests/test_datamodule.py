@@ -10,6 +10,7 @@ from conftest import make_sentences, write_conll
 from nerlab.data.batching import make_batch
 from nerlab.data.datamodule import NERDataModule
 from nerlab.data.vocab import PAD_ID, UNK_ID
+from nerlab.errors import NerlabError
 
 
 def test_setup_builds_vocabularies_from_train_only(tiny_corpus):
@@ -112,10 +113,8 @@ def test_a_type_unseen_in_training_is_warned_about_and_scored(tiny_corpus, caplo
 
 
 def test_missing_file_without_a_data_set_name(tmp_path):
-    from nerlab.errors import DataFormatError
-
     dm = NERDataModule(dir=str(tmp_path))
-    with pytest.raises(DataFormatError, match="train.txt: expected an existing file"):
+    with pytest.raises(NerlabError, match=f"data.dir={tmp_path}: missing train.txt, valid.txt"):
         dm.setup()
 
 
@@ -126,13 +125,58 @@ def test_real_training_split_encodes(conll_dir):
     assert len(dm.vocabs.tags) == 17
 
 
-def test_prepare_data_uses_a_verified_local_copy(tmp_path, conll_dir):
+def test_prepare_data_uses_a_verified_local_copy(tmp_path, conll_dir, caplog):
     dm = NERDataModule(
-        dir=str(tmp_path / "absent"), dataset="conll2003", local_copies=[str(conll_dir)]
+        default_dir=str(tmp_path / "absent"), dataset="conll2003", local_copies=[str(conll_dir)]
     )
-    dm.prepare_data()
+    with caplog.at_level("WARNING", logger="nerlab.data.datamodule"):
+        dm.prepare_data()
     assert dm.dir == conll_dir
     assert not (tmp_path / "absent").exists()  # nothing copied
+    assert f"reading the verified local copy of conll2003 in {conll_dir}" in caplog.text
+    assert dm.source == {"origin": "verified local copy", "dir": str(conll_dir.resolve())}
+
+
+def test_a_named_folder_never_falls_back_on_the_local_copy(tmp_path, conll_dir):
+    """data.dir given: the verified copy and the download are not used, whatever is missing."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name in ("train.txt", "dev.txt", "test.txt"):
+        (dev / name).write_text("EU B-ORG\n")
+    cases = [
+        (tmp_path / "absent", "absent: no such folder; expected a folder with train.txt, "),
+        (empty, "empty: missing train.txt, valid.txt, test.txt (data.val_file=null holds out"),
+        (
+            dev,
+            "dev: missing valid.txt (data.val_file=null holds out part of train; "
+            "data.val_file=NAME names another file (dev.txt here))",
+        ),
+    ]
+    for folder, message in cases:
+        dm = NERDataModule(
+            dir=str(folder),
+            default_dir=str(tmp_path / "default"),
+            dataset="conll2003",
+            local_copies=[str(conll_dir)],
+        )
+        with pytest.raises(NerlabError) as error:
+            dm.prepare_data()
+        assert f"data.dir={folder}" in str(error.value) and message in str(error.value)
+        assert "\n" not in str(error.value)
+        assert dm.dir == folder and dm.source == {}
+
+
+def test_relative_file_names_are_read_in_the_named_folder(tmp_path, monkeypatch, tiny_corpus):
+    """A train.txt in the working directory does not shadow the one in data.dir."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.txt").write_text("Elsewhere B-LOC\n")
+    dm = NERDataModule(dir=str(tiny_corpus))
+    dm.setup()
+    assert dm.path("train") == tiny_corpus / "train.txt"
+    assert dm.source == {"origin": "data.dir", "dir": str(tiny_corpus.resolve())}
+    assert "Elsewhere" not in dm.vocabs.words.index
 
 
 def test_prepare_data_downloads_from_a_mirror_and_reports_offline(tmp_path, monkeypatch):
@@ -164,9 +208,10 @@ def test_prepare_data_downloads_from_a_mirror_and_reports_offline(tmp_path, monk
     thread.start()
     try:
         monkeypatch.setenv("NERLAB_DATA_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
-        dm = NERDataModule(dir=str(tmp_path / "dl"), dataset="tiny-test-set")
+        dm = NERDataModule(default_dir=str(tmp_path / "dl"), dataset="tiny-test-set")
         dm.setup()
         assert len(dm.splits["train"]) == 10
+        assert dm.source == {"origin": "download", "dir": str((tmp_path / "dl").resolve())}
         assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == [
             "test.txt",
             "train.txt",
@@ -178,7 +223,7 @@ def test_prepare_data_downloads_from_a_mirror_and_reports_offline(tmp_path, monk
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     monkeypatch.setenv("NERLAB_DATA_MIRROR", f"http://127.0.0.1:{closed}")
-    dm = NERDataModule(dir=str(tmp_path / "offline"), dataset="tiny-test-set")
+    dm = NERDataModule(default_dir=str(tmp_path / "offline"), dataset="tiny-test-set")
     with pytest.raises(
         DownloadError, match=r"could not download http://127.0.0.1:\d+/train.txt.*data.dir="
     ):

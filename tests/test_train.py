@@ -53,6 +53,8 @@ def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
     params = run.data.params
     assert params["model.char"] == "cnn" and params["data.tag_scheme"] == "iobes"
     assert params["trainer.max_epochs"] == "3" and int(params["data_stats.train_sentences"]) == 120
+    assert params["data_source.origin"] == "data.dir"
+    assert params["data_source.dir"] == str(tiny_corpus.resolve())
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {
         "config.yaml",
@@ -127,7 +129,7 @@ BAD_FILES = [
     ),
     (b"EU B-ORG\ncaf\xe9 O\n", "train.txt:2: expected UTF-8 text, found the bytes b'\\xe9"),
     ("\n\n", "train.txt: expected at least one sentence, found an empty file"),
-    (None, "train.txt: expected an existing file, found no such file"),
+    (None, ": missing train.txt"),
 ]
 
 
@@ -162,6 +164,42 @@ def test_bad_training_files_fail_with_one_line_and_no_traceback(tmp_path, tiny_c
         assert "Traceback" not in stderr
         lines = [line for line in stderr.splitlines() if "error:" in line]
         assert len(lines) == 1 and lines[0].startswith("nerlab-train: error: ")
+
+
+def test_a_mistyped_data_dir_fails_fast_and_logs_no_run(tmp_path, tiny_corpus):
+    """The default data config with data.dir set: no fallback on CoNLL-2003's local copy."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dev = tmp_path / "dev"
+    shutil.copytree(tiny_corpus, dev)
+    (dev / "valid.txt").rename(dev / "dev.txt")
+    cases = [
+        (tmp_path / "nonexistent", "nonexistent: no such folder"),
+        (empty, "empty: missing train.txt, valid.txt, test.txt"),
+        (dev, "dev: missing valid.txt (data.val_file=null holds out part of train"),
+    ]
+    runs = []
+    for i, (folder, message) in enumerate(cases):
+        cwd = tmp_path / f"run{i}"
+        cwd.mkdir()
+        process = subprocess.Popen(
+            [str(BIN / "nerlab-train"), f"data.dir={folder}", *SMALL],
+            cwd=cwd,
+            env={**os.environ, "NERLAB_ROOT": str(cwd)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        runs.append((process, folder, message, cwd))
+    for process, folder, message, cwd in runs:
+        stdout, stderr = process.communicate(timeout=180)
+        assert process.returncode == 2, (message, stderr[-2000:])
+        errors = [line for line in stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1
+        assert errors[0].startswith(f"nerlab-train: error: data.dir={folder}: ")
+        assert message in errors[0] and "Traceback" not in stderr
+        assert "local copy" not in stderr and stdout == ""
+        assert not (cwd / "mlruns.db").exists()
 
 
 def test_ill_formed_tags_can_be_refused(tmp_path, tiny_corpus):

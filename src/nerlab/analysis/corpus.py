@@ -78,8 +78,9 @@ def splits_from_config(cfg: DictConfig) -> tuple[dict[str, list[Sentence]], pd.D
     """:func:`read_splits` on the folder, files, tag column and repair policy of ``cfg.data``."""
     data = cfg.data
     files = {split: data.get(key) for split, key in SPLIT_KEYS.items()}
+    folder = data.dir if data.dir else data.get("default_dir")
     return read_splits(
-        data.dir, files, tag_column=int(data.tag_column), on_invalid=str(data.on_invalid)
+        folder, files, tag_column=int(data.tag_column), on_invalid=str(data.on_invalid)
     )
 
 

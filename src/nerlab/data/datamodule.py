@@ -78,6 +78,7 @@ class NERDataModule(L.LightningDataModule):
     def __init__(
         self,
         dir: str | None = None,
+        default_dir: str | None = None,
         train_file: str | None = "train.txt",
         val_file: str | None = "valid.txt",
         test_file: str | None = "test.txt",
@@ -113,7 +114,12 @@ class NERDataModule(L.LightningDataModule):
                 raise NerlabError(f"data.{name} must be positive or null, found {value}")
         if not 0.0 < val_fraction < 1.0:
             raise NerlabError(f"data.val_fraction must be in (0, 1), found {val_fraction}")
-        self.dir = Path(dir) if dir else None
+        # A folder the user names is the folder used: the fallbacks (a verified local copy,
+        # then the download) apply only to the data set's default folder (``dir`` unset).
+        self.explicit_dir = bool(dir)
+        self.dir = Path(dir) if dir else (Path(default_dir) if default_dir else None)
+        #: where the files were read from: ``{"origin": ..., "dir": ...}``, set by prepare_data
+        self.source: dict[str, str] = {}
         self.files = {"train": train_file, "val": val_file, "test": test_file}
         self.dataset = dataset
         self.download = download
@@ -144,12 +150,12 @@ class NERDataModule(L.LightningDataModule):
 
     # ----------------------------------------------------------------------------- files
     def path(self, split: str) -> Path | None:
-        """The file of ``split``; a file name is taken relative to ``dir``."""
+        """The file of ``split``; a relative file name is taken relative to ``dir``."""
         name = self.files[split]
         if not name:
             return None
         path = Path(name)
-        if self.dir is not None and not path.is_absolute() and not path.exists():
+        if self.dir is not None and not path.is_absolute():
             path = self.dir / path
         return path
 
@@ -157,12 +163,16 @@ class NERDataModule(L.LightningDataModule):
         return [p for s in SPLITS if (p := self.path(s)) is not None and not p.exists()]
 
     def prepare_data(self) -> None:
-        """Make sure the files exist: use a verified local copy or download the named data set."""
-        if not self._missing():
+        """Make sure the files exist. A folder given as ``data.dir`` must hold them; only the
+        data set's default folder falls back on a verified local copy, then on the download."""
+        missing = self._missing()
+        if not missing:
+            self._record("data.dir" if self.explicit_dir else "default folder")
             return
+        if self.explicit_dir:
+            raise NerlabError(self._missing_message(missing))
         if self.dataset is None or self.dir is None:
-            missing = self._missing()[0]
-            raise DataFormatError(missing, None, "an existing file", "no such file")
+            raise DataFormatError(missing[0], None, "an existing file", "no such file")
         from nerlab.data.download import sha256_file
         from nerlab.data.registry import get_dataset
 
@@ -172,17 +182,59 @@ class NERDataModule(L.LightningDataModule):
                 (copy / name).exists() and sha256_file(copy / name) == f.sha256
                 for name, f in spec.files.items()
             ):
-                log.info("using the verified local copy of %s in %s", spec.name, copy)
+                log.warning(
+                    "data.dir is not set and %s has no %s: reading the verified local copy of "
+                    "%s in %s",
+                    self.dir,
+                    ", ".join(p.name for p in missing),
+                    spec.name,
+                    copy,
+                )
                 self.dir = copy
+                self._record("verified local copy")
                 return
         if not self.download:
             raise DownloadError(
-                f"{self._missing()[0]} is missing and data.download=false; put the files of "
+                f"{missing[0]} is missing and data.download=false; put the files of "
                 f"{spec.name} in a folder and run with data.dir=/that/folder"
             )
         from nerlab.data.download import download_dataset
 
+        log.warning("data.dir is not set: downloading %s into %s", spec.name, self.dir)
         download_dataset(spec, self.dir)
+        self._record("download")
+
+    def _record(self, origin: str) -> None:
+        folder = self.dir if self.dir is not None else Path.cwd()
+        self.source = {"origin": origin, "dir": str(folder.resolve())}
+
+    def _missing_message(self, missing: list[Path]) -> str:
+        """One line: the folder, each missing file, and the hint that fits."""
+        folder = self.dir
+        assert folder is not None
+        if not folder.is_dir():
+            found = "no such folder" if not folder.exists() else "not a folder"
+            return (
+                f"data.dir={folder}: {found}; expected a folder with "
+                f"{', '.join(str(n) for n in self.files.values() if n)}"
+            )
+        hints = []
+        present = sorted(p.name for p in folder.iterdir() if p.is_file())
+        for split, key in (("train", "train_file"), ("val", "val_file"), ("test", "test_file")):
+            path = self.path(split)
+            if path is None or path not in missing:
+                continue
+            if split == "val":
+                hints.append("data.val_file=null holds out part of train")
+            others = [n for n in present if n not in {p.name for p in self._present()}]
+            if others:
+                hints.append(f"data.{key}=NAME names another file ({', '.join(others[:5])} here)")
+        listed = ", ".join(p.name if p.parent == folder else str(p) for p in missing)
+        hint = f" ({'; '.join(dict.fromkeys(hints))})" if hints else ""
+        return f"data.dir={folder}: missing {listed}{hint}"
+
+    def _present(self) -> list[Path]:
+        return [p for s in SPLITS if (p := self.path(s)) is not None and p.exists()]
 
     # ----------------------------------------------------------------------------- setup
     def _read(self, split: str) -> list[Sentence] | None:

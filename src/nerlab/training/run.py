@@ -170,6 +170,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if mlflow_logger is not None and resume_run_id is None:  # a resumed run keeps its params
         params = flatten(OmegaConf.to_container(cfg, resolve=True))
         params.update({f"data_stats.{k}": v for k, v in datamodule.stats.items()})
+        params.update({f"data_source.{k}": v for k, v in datamodule.source.items()})
         mlflow_logger.log_hyperparams(params)
     if mlflow_logger is not None and checkpoint is not None and trainer.is_global_zero:
         write_atomic(Path(checkpoint.dirpath).parent / RUN_ID_FILE, mlflow_logger.run_id)
