@@ -1,5 +1,6 @@
 """Tests for nerlab.crf: exactness against brute-force enumeration, agreement of the numba and
-torch backends, gradients, constraints, marginals, mixed precision, errors and TorchScript."""
+torch backends, gradients (the marginals), constraints, mixed precision, errors, and the torch
+backend's kernel count, which must not grow with the sentence length."""
 
 from __future__ import annotations
 
@@ -11,13 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from nerlab.crf import (
-    CRF,
-    FORBIDDEN_SCORE,
-    log_partition_torch,
-    numba_log_partition,
-    viterbi_decode_torch,
-)
+from nerlab.crf import CRF, FORBIDDEN_SCORE, numba_log_partition
 from nerlab.models import crf_kernels
 
 # "numba-log" is the numba backend with its log-space fallback forced for every sentence.
@@ -53,6 +48,17 @@ def random_batch(batch_size, seq_len, num_tags, seed, dtype=torch.float64, min_l
     lengths[0] = seq_len  # at least one full-length sentence
     mask = torch.arange(seq_len).unsqueeze(0) < lengths.unsqueeze(1)
     return emissions, tags, mask
+
+
+def marginals(crf, emissions, mask):
+    """Posterior marginals ``(B, L, K)`` as the training gradient gives them: d llh / d
+    emissions is one-hot(gold) - marginals at real positions (0 at padding)."""
+    emissions = emissions.detach().clone().requires_grad_(True)
+    tags = torch.zeros(emissions.shape[:2], dtype=torch.long)
+    (grad,) = torch.autograd.grad(crf.log_likelihood(emissions, tags, mask).sum(), emissions)
+    gold = torch.zeros_like(grad)
+    gold[..., 0] = mask.to(grad.dtype)
+    return gold - grad
 
 
 def penalty_fn(num_tags, allowed):
@@ -122,7 +128,7 @@ def test_log_likelihood_decode_marginals_match_brute_force(backend, constraints,
 
     llh = crf.log_likelihood(emissions, tags, mask)
     decoded = crf.decode(emissions, mask)
-    marg = crf.marginals(emissions, mask)
+    marg = marginals(crf, emissions, mask)
     assert llh.shape == (5,) and llh.dtype == torch.float64
     for b, (logz, best, marg_b) in enumerate(truth):
         n = int(mask[b].sum())
@@ -253,7 +259,7 @@ def test_backends_agree(num_tags, constrained):
             llh.sum(),
             [emissions, crf.transitions, crf.start_transitions, crf.end_transitions],
         )
-        results[backend] = (llh, grads, crf.decode(emissions, mask), crf.marginals(emissions, mask))
+        results[backend] = (llh, grads, crf.decode(emissions, mask), marginals(crf, emissions, mask))
     (llh_n, grads_n, dec_n, marg_n), (llh_t, grads_t, dec_t, marg_t) = results.values()
     torch.testing.assert_close(llh_n, llh_t, atol=1e-4, rtol=1e-5)
     for g_n, g_t in zip(grads_n, grads_t, strict=True):
@@ -334,7 +340,7 @@ def test_gradcheck_full_log_likelihood_numba():
 def test_marginals_sum_to_one_on_unmasked_positions(backend):
     crf = make_crf(9, backend, seed=31, dtype=torch.float32)
     emissions, _, mask = random_batch(8, 20, 9, seed=32, dtype=torch.float32)
-    marg = crf.marginals(emissions, mask)
+    marg = marginals(crf, emissions, mask)
     assert marg.shape == (8, 20, 9) and marg.dtype == torch.float32
     sums = marg.sum(2)
     torch.testing.assert_close(sums[mask], torch.ones(int(mask.sum())))
@@ -398,10 +404,8 @@ def test_bf16_autocast_computes_in_float32(backend):
         llh = crf.log_likelihood(emissions, tags, mask)
         loss = crf(emissions, tags, mask)
         decoded = crf.decode(emissions, mask)
-        marg = crf.marginals(emissions, mask)
     assert llh.dtype == torch.float32 and loss.dtype == torch.float32
     assert torch.isfinite(llh).all() and (llh < 0).all()
-    assert marg.dtype == torch.float32
     # Identical to running on the bf16 values promoted to float32 outside autocast.
     reference = emissions.detach().float()
     torch.testing.assert_close(llh, crf.log_likelihood(reference, tags, mask))
@@ -433,7 +437,7 @@ def test_shape_errors_name_both_numbers(backend):
     with pytest.raises(ValueError, match="mask has batch size 3 but emissions have batch size 2"):
         crf.decode(emissions, torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask has length 5 but emissions have length 3"):
-        crf.marginals(emissions, torch.ones(2, 5, dtype=torch.bool))
+        crf.decode(emissions, torch.ones(2, 5, dtype=torch.bool))
     bad = mask.clone()
     bad[1, 0] = False
     with pytest.raises(ValueError, match=r"mask\[:, 0\] must be all True.*mask\[1, 0\] is False"):
@@ -455,44 +459,49 @@ def test_constructor_errors():
         CRF(0)
 
 
-# ---------------------------------------------------------------- TorchScript
+# ---------------------------------------------------------------- kernel launches
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-def test_torchscript_viterbi_and_log_partition_agree_with_crf():
-    crf = make_crf(5, "numba", BIO_ALLOWED, seed=71, dtype=torch.float32)
-    emissions, tags, mask = random_batch(8, 20, 5, seed=72, dtype=torch.float32)
-    _, trans, start, end = crf._cast(emissions)
-    scripted = torch.jit.script(viterbi_decode_torch)
-    decoded = scripted(emissions, mask, trans.detach(), start.detach(), end.detach())
-    assert decoded.dtype == torch.long
-    assert torch.equal(decoded, crf.decode(emissions, mask))
-    scripted_logz = torch.jit.script(log_partition_torch)
-    logz = scripted_logz(emissions, mask, trans.detach(), start.detach(), end.detach())
-    lengths = mask.sum(1).numpy()
-    expected = numba_log_partition(emissions, lengths, trans.detach(), start.detach(), end.detach())
-    torch.testing.assert_close(logz, expected, atol=1e-4, rtol=1e-5)
+def count_ops(fn) -> int:
+    """The number of ATen operators ``fn`` dispatches (each is at least one kernel on a GPU)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counter.count += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        fn()
+    return Counter.count
 
 
-@pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_marginals_under_inference_mode_match_those_outside(backend):
-    crf = CRF(5, backend=backend)
-    emissions = torch.randn(3, 6, 5)
-    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] + [0] * 5], dtype=torch.bool)
-    expected = crf.marginals(emissions, mask)
-    with torch.inference_mode():
-        got = crf.marginals(emissions, mask)
-    torch.testing.assert_close(got, expected)
-    torch.testing.assert_close(got.sum(-1)[mask], torch.ones(int(mask.sum())))
+@pytest.mark.parametrize("constrained", [False, True])
+def test_torch_backend_launches_log_l_kernels(constrained):
+    """Training (log-likelihood, forward and backward) and decoding dispatch a number of
+    operators that grows by a constant per doubling of the length (log L), not with L."""
+    num_tags = 17
+    allowed = random_allowed(num_tags, 0) if constrained else None
 
+    def train_step(length):
+        crf = make_crf(num_tags, "torch", allowed, dtype=torch.float32)
+        emissions, tags, mask = random_batch(32, length, num_tags, seed=1, dtype=torch.float32)
+        emissions.requires_grad_(True)
+        return lambda: crf.log_likelihood(emissions, tags, mask).sum().backward()
 
-@pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_marginals_stay_probabilities_when_the_model_is_certain(backend):
-    crf = CRF(5, backend=backend)
-    emissions = torch.randn(4, 30, 5, generator=torch.Generator().manual_seed(3)) * 40
-    with torch.inference_mode():
-        marg = crf.marginals(emissions, torch.ones(4, 30, dtype=torch.bool))
-    assert float(marg.min()) >= 0.0 and float(marg.max()) <= 1.0
+    def decode(length):
+        crf = make_crf(num_tags, "torch", allowed, dtype=torch.float32)
+        emissions, _, mask = random_batch(32, length, num_tags, seed=1, dtype=torch.float32)
+        return lambda: crf.decode(emissions, mask)
+
+    for make in (train_step, decode):
+        counts = [count_ops(make(length)) for length in (9, 17, 33, 65)]  # 8..64 steps
+        per_doubling = counts[1] - counts[0]
+        assert [b - a for a, b in itertools.pairwise(counts)] == [per_doubling] * 3, counts
+        # 8 times the steps, under twice the operators (a loop over time steps: 8 times)
+        assert 0 < per_doubling and counts[-1] < 2 * counts[0], counts
 
 
 # ---------------------------------------------------------------- k best paths
@@ -554,9 +563,11 @@ SCHEME_TAGS = {
 @pytest.mark.parametrize("scheme", ["bio", "iobes"])
 @pytest.mark.parametrize("constrained", [True, False])
 def test_span_probabilities_match_brute_force(scheme, constrained):
-    """P(exactly this labelled span) from span_cases' constrained forward passes equals the
-    total probability of the paths whose conlleval reading contains the span."""
+    """P(exactly this labelled span) from span_cases' constrained passes over a window (the
+    NumPy decoder taggers use) equals the total probability of the paths whose conlleval
+    reading contains the span."""
     from nerlab.data.tag_schemes import allowed_transitions, conlleval_spans, span_cases
+    from nerlab.inference import crf_numpy
 
     tags = SCHEME_TAGS[scheme]
     allowed = allowed_transitions(scheme, tags) if constrained else None
@@ -568,12 +579,15 @@ def test_span_probabilities_match_brute_force(scheme, constrained):
     emissions = torch.randn(2, 4, len(tags), dtype=torch.float64)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
     _, path_score = brute_force(crf, emissions, mask, allowed)
-    full = crf.constrained_log_partition(emissions, mask, torch.ones_like(emissions).bool())
+    scores = tuple(t.detach().numpy() for t in crf._cast(emissions)[1:])  # float64
+    em, mask_np = emissions.numpy(), mask.numpy()
+    messages = crf_numpy.forward_backward(em, mask_np, *scores)
     for b in range(2):
         n = int(mask[b].sum())
         paths = list(itertools.product(range(len(tags)), repeat=n))
-        scores = torch.tensor([path_score(b, p) for p in paths], dtype=torch.float64)
-        probs = (scores - torch.logsumexp(scores, 0)).exp()
+        path_scores = torch.tensor([path_score(b, p) for p in paths], dtype=torch.float64)
+        probs = (path_scores - torch.logsumexp(path_scores, 0)).exp()
+        assert messages.logz[b] == pytest.approx(float(torch.logsumexp(path_scores, 0)), abs=1e-6)
         expected: dict = {}
         for path, prob in zip(paths, probs.tolist(), strict=True):
             for span in conlleval_spans([tags[i] for i in path]):
@@ -582,10 +596,13 @@ def test_span_probabilities_match_brute_force(scheme, constrained):
         for (label, first, last), want in expected.items():
             got = 0.0
             for case in span_cases(tags, label, first, last, n):
-                keep = torch.ones(1, 4, len(tags), dtype=torch.bool)
+                low = min(case)
+                keep = np.ones((1, max(case) - low + 1, len(tags)), dtype=bool)
                 for position, ids in case.items():
-                    keep[0, position] = False
-                    keep[0, position, list(ids)] = True
-                logz = crf.constrained_log_partition(emissions[b : b + 1], mask[b : b + 1], keep)
-                got += float((logz - full[b]).exp())
+                    keep[0, position - low] = False
+                    keep[0, position - low, list(ids)] = True
+                log_p = crf_numpy.window_log_probs(
+                    em, messages, scores, np.array([b]), np.array([low]), keep
+                )
+                got += float(np.exp(log_p[0]))
             assert got == pytest.approx(want, abs=1e-9), (label, first, last)

@@ -4,16 +4,18 @@ The API follows pytorch-crf: ``transitions[i, j]`` scores a move from tag ``i`` 
 ``start_transitions`` and ``end_transitions`` score the first and the last tag, and the mask is
 left-aligned (``mask[:, 0]`` all true). Two interchangeable backends compute the same maths:
 
-* ``"torch"``: batched PyTorch, a loop over time steps (logsumexp for the normaliser, max for
-  Viterbi) with autograd for the gradients. Works on any device and can be exported with
-  TorchScript: :func:`log_partition_torch` and :func:`viterbi_decode_torch` are scriptable.
+* ``"torch"``: batched PyTorch without a loop over time steps: the normaliser is a tree of
+  log-semiring matrix products (``log2 L`` rounds) with autograd for the gradients, Viterbi a
+  max-plus prefix scan and a pointer-doubling backtrack. The number of kernels a call launches
+  grows as ``log L``, which is what a GPU needs (a loop of small kernels per time step leaves it
+  waiting on launches). Works on any device.
 * ``"numba"``: CPU only. The normaliser is a custom autograd function running the scaled
   forward-backward algorithm in a compiled kernel, whose marginals are the exact gradient;
   Viterbi is a compiled loop. Per-time-step op dispatch dominates a PyTorch loop on the CPU,
   which is what this backend removes.
 
-``backend="auto"`` uses numba for CPU tensors (if numba imports) and torch otherwise. In both
-backends the gold-path score is vectorised torch, so autograd handles it.
+``backend="auto"`` uses numba for CPU tensors (if numba imports) and torch otherwise (CUDA).
+In both backends the gold-path score is vectorised torch, so autograd handles it.
 
 Hard constraints (``allowed_transitions``) add ``-10000`` to every forbidden transition, in
 training and decoding alike; the penalties live in the persistent buffer
@@ -62,49 +64,77 @@ _REDUCTIONS = ("none", "sum", "mean", "token_mean")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+#: The off-diagonal of the log-semiring identity that stands in for padded steps: finite, so no
+#: row is all -inf and no gradient turns into NaN, yet so low that its exp() is exactly 0 in
+#: float32 and float64 (sums of a few of them stay far from overflow).
+IDENTITY_OFF_DIAGONAL = -1e30
+
+
+def _identity(num_tags: int, like: Tensor) -> Tensor:
+    """``(K, K)``: the identity of the log and max-plus semirings, with a finite off-diagonal."""
+    eye = torch.full((num_tags, num_tags), IDENTITY_OFF_DIAGONAL, dtype=like.dtype, device=like.device)
+    return eye.fill_diagonal_(0.0)
+
+
+def _step_matrices(emissions: Tensor, mask: Tensor, transitions: Tensor) -> Tensor:
+    """``(B, L - 1, K, K)``: the step into position ``t + 1`` scores ``transitions[i, j] +
+    emissions[:, t + 1, j]`` where that position is real and is the identity where it is
+    padding."""
+    steps = transitions[None, None] + emissions[:, 1:, None, :]
+    return torch.where(mask[:, 1:, None, None], steps, _identity(emissions.size(2), emissions))
+
+
+def _log_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product in the log semiring over the last two dimensions, as an ordinary matrix
+    product of exponentials: each row of ``a`` is shifted by its maximum and each column of
+    ``b`` by its own, so nothing overflows, and a sum under the smallest normal number (a
+    pair ``(i, j)`` whose every path is that far below the best ones through ``i`` and into
+    ``j``: about 700 nats in float64) is held there instead of becoming ``-inf``. The shifts
+    cancel exactly, so they are constants for autograd."""
+    row = a.detach().amax(dim=-1, keepdim=True)
+    col = b.detach().amax(dim=-2, keepdim=True)
+    product = torch.matmul((a - row).exp(), (b - col).exp())
+    return product.clamp_min(torch.finfo(product.dtype).tiny).log() + row + col
+
+
+def _max_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product in the max-plus semiring over the last two dimensions."""
+    return (a.unsqueeze(-2) + b.transpose(-1, -2).unsqueeze(-3)).amax(dim=-1)
+
+
 def log_partition_torch(
     emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor
 ) -> Tensor:
-    """Log-partition function ``log Z`` per sentence, ``(B,)``, by the forward algorithm.
+    """Log-partition function ``log Z`` per sentence, ``(B,)``, by a parallel reduction.
 
-    ``emissions`` ``(B, L, K)``, ``mask`` ``(B, L)`` bool and left-aligned. Differentiable by
-    autograd; TorchScript-scriptable.
+    The ``L - 1`` step matrices (padding: the identity) are multiplied pairwise in the log
+    semiring, a tree of ``ceil(log2(L - 1))`` rounds, so the number of kernels a call launches
+    (forward and autograd's backward) grows as ``log L``, not ``L`` (Rush 2020, Torch-Struct's
+    linear chain). The tree computes in float64 (see :func:`_log_matmul`) and the result comes
+    back in the emissions' dtype. ``emissions`` ``(B, L, K)``, ``mask`` ``(B, L)`` bool and
+    left-aligned.
     """
-    seq_len = emissions.size(1)
+    dtype = emissions.dtype
+    emissions, transitions = emissions.double(), transitions.double()
+    start, end = start.double(), end.double()
     alpha = start.unsqueeze(0) + emissions[:, 0]  # (B, K)
-    trans = transitions.unsqueeze(0)  # (1, K, K)
-    for t in range(1, seq_len):
-        # (B, K, 1) + (1, K, K) -> logsumexp over the previous tag -> (B, K)
-        nxt = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]
-        alpha = torch.where(mask[:, t].unsqueeze(1), nxt, alpha)
-    return torch.logsumexp(alpha + end.unsqueeze(0), dim=1)
+    if emissions.size(1) == 1:
+        return torch.logsumexp(alpha + end.unsqueeze(0), dim=1).to(dtype)
+    steps = _pad_to_power_of_two(_step_matrices(emissions, mask, transitions))  # (B, W, K, K)
+    while steps.size(1) > 1:
+        steps = _log_matmul(steps[:, 0::2], steps[:, 1::2])
+    total = alpha.unsqueeze(2) + steps[:, 0] + end[None, None, :]  # (B, K, K)
+    return torch.logsumexp(total.flatten(1), dim=1).to(dtype)
 
 
-def marginals_torch(
-    emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor
-) -> Tensor:
-    """Posterior marginals ``(B, L, K)`` by the forward-backward algorithm in log space.
-
-    No autograd (so it also runs under ``torch.inference_mode``); values at padded positions
-    are meaningless. ``mask`` ``(B, L)`` bool and left-aligned.
-    """
-    seq_len = emissions.size(1)
-    trans = transitions.unsqueeze(0)  # (1, K, K)
-    alphas = [start.unsqueeze(0) + emissions[:, 0]]  # (B, K) each
-    for t in range(1, seq_len):
-        nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + trans, dim=1) + emissions[:, t]
-        alphas.append(torch.where(mask[:, t].unsqueeze(1), nxt, alphas[-1]))
-    end_b = end.unsqueeze(0).expand_as(alphas[0])  # (B, K)
-    betas = [end_b]  # beta of the last position; a sentence's last word also gets `end`
-    for t in range(seq_len - 2, -1, -1):
-        ahead = (emissions[:, t + 1] + betas[-1]).unsqueeze(1)  # (B, 1, K)
-        nxt = torch.logsumexp(trans + ahead, dim=2)  # (B, K)
-        betas.append(torch.where(mask[:, t + 1].unsqueeze(1), nxt, end_b))
-    alpha = torch.stack(alphas, dim=1)  # (B, L, K)
-    beta = torch.stack(betas[::-1], dim=1)  # (B, L, K)
-    logz = torch.logsumexp(alpha[:, 0] + beta[:, 0], dim=1)  # (B,)
-    # rounding can put a certain tag a hair above probability 1
-    return (alpha + beta - logz[:, None, None]).exp().clamp_(0.0, 1.0)
+def _pad_to_power_of_two(steps: Tensor) -> Tensor:
+    """``steps`` ``(B, T, K, K)`` padded with identities to the next power of two along ``T``."""
+    count = steps.size(1)
+    width = 1 << (count - 1).bit_length()
+    if width == count:
+        return steps
+    identity = _identity(steps.size(-1), steps).expand(steps.size(0), width - count, -1, -1)
+    return torch.cat([steps, identity], dim=1)
 
 
 def viterbi_decode_torch(
@@ -112,27 +142,43 @@ def viterbi_decode_torch(
 ) -> Tensor:
     """Most likely tag sequence per sentence, ``(B, L)`` int64 with 0 at padded positions.
 
-    Pure batched torch (no Python lists of per-sentence tags), TorchScript-scriptable. Padded
-    steps carry the scores over unchanged and store identity back-pointers, so one backtrack
-    from the last column serves every sentence length. Ties resolve to the lowest tag index.
+    Every step runs on the whole batch and sentence at once, in ``O(log L)`` rounds: a tree of
+    max-plus products of the step matrices (up), the best score of every prefix passed back
+    down the tree as vectors (a work-efficient scan), the back-pointers of every position in
+    one step, and the backtrack as a scan composing the back-pointer maps (pointer doubling).
+    Padded steps are identities, so one backtrack from the last column serves every sentence
+    length. Ties resolve to the lowest tag index.
     """
-    batch_size, seq_len, num_tags = emissions.shape
-    score = start.unsqueeze(0) + emissions[:, 0]  # (B, K)
-    trans = transitions.unsqueeze(0)  # (1, K, K)
-    identity = torch.arange(num_tags, device=emissions.device).unsqueeze(0).expand(batch_size, -1)
-    history: list[Tensor] = []
-    for t in range(1, seq_len):
-        # (B, K, 1) + (1, K, K) -> best previous tag for every current tag -> (B, K)
-        best, back = torch.max(score.unsqueeze(2) + trans, dim=1)
-        step = mask[:, t].unsqueeze(1)  # (B, 1)
-        score = torch.where(step, best + emissions[:, t], score)
-        history.append(torch.where(step, back, identity))
-    last = torch.argmax(score + end.unsqueeze(0), dim=1)  # (B,)
-    tags = torch.zeros(batch_size, seq_len, dtype=torch.long, device=emissions.device)
-    tags[:, seq_len - 1] = last
-    for t in range(seq_len - 1, 0, -1):
-        last = history[t - 1].gather(1, last.unsqueeze(1)).squeeze(1)
-        tags[:, t - 1] = last
+    seq_len, num_tags = emissions.size(1), emissions.size(2)
+    first = start.unsqueeze(0) + emissions[:, 0]  # (B, K)
+    if seq_len == 1:
+        return torch.argmax(first + end.unsqueeze(0), dim=1).unsqueeze(1)
+    count = seq_len - 1
+    tree = [_pad_to_power_of_two(_step_matrices(emissions, mask, transitions))]  # (B, W, K, K)
+    while tree[-1].size(1) > 1:
+        tree.append(_max_matmul(tree[-1][:, 0::2], tree[-1][:, 1::2]))
+    # down: the best score of each block's prefix enters it; a right child's is its left
+    # sibling's entering score carried through the left sibling
+    entering = first.unsqueeze(1)  # (B, 1, K)
+    for level in reversed(tree[:-1]):
+        left = level[:, 0::2]  # (B, n, K, K)
+        through = (entering.unsqueeze(3) + left).amax(dim=2)  # (B, n, K)
+        entering = torch.stack([entering, through], dim=2).flatten(1, 2)  # (B, 2n, K)
+    scores = entering[:, :count]  # (B, T, K): the best score ending in each tag at 0..T-1
+    final = (first.unsqueeze(2) + tree[-1][:, 0]).amax(dim=1)  # (B, K): at the last column
+    # back[:, t, j]: the best tag at t for tag j at t + 1 (the identity at padded steps)
+    back = (scores.unsqueeze(3) + transitions).argmax(dim=2)  # (B, T, K)
+    identity = torch.arange(num_tags, device=emissions.device)
+    back = torch.where(mask[:, 1:, None], back, identity)
+    # compose the maps from the end: back[:, t] becomes back_t o back_{t+1} o ... o back_{T-1}
+    shift = 1
+    while shift < count:
+        composed = back[:, :-shift].gather(2, back[:, shift:])
+        back = torch.cat([composed, back[:, count - shift :]], dim=1)
+        shift *= 2
+    last = torch.argmax(final + end.unsqueeze(0), dim=1)  # (B,)
+    earlier = back.gather(2, last[:, None, None].expand(-1, count, 1)).squeeze(2)  # (B, T)
+    tags = torch.cat([earlier, last.unsqueeze(1)], dim=1)
     return tags.masked_fill(~mask, 0)
 
 
@@ -145,7 +191,8 @@ def kbest_viterbi_torch(
     List Viterbi: each tag keeps the ``k`` best partial paths ending in it, so a step takes the
     top ``k`` of ``K * k`` candidates per tag. A sentence with fewer than ``k`` paths (``K**n <
     k``) fills the remaining ranks with score ``-inf``. Padded steps carry the scores over with
-    identity back-pointers, as :func:`viterbi_decode_torch` does.
+    identity back-pointers. A loop over time steps: the ``k`` best paths are asked for one
+    sentence at a time (``Tagger.tag(..., k=...)``), not in training.
     """
     batch_size, seq_len, num_tags = emissions.shape
     device = emissions.device
@@ -405,47 +452,6 @@ class CRF(nn.Module):
             _, transitions, start, end = self._cast(torch.zeros(1, 1, self.num_tags))
         return tuple(t.detach().float().cpu() for t in (transitions, start, end))
 
-    def constrained_log_partition(
-        self, emissions: Tensor, mask: Tensor | None, allowed: Tensor
-    ) -> Tensor:
-        """``log Z`` over the tag paths whose tag at every position is allowed, ``(B,)``:
-        ``allowed`` is ``(B, L, K)`` bool. With every tag allowed this is the log-partition
-        function; the ratio of the two is the probability that the path keeps to ``allowed``
-        (``exp(constrained - full)``). ``-inf`` where no path does. Not differentiable."""
-        emissions, mask = self._check(emissions, mask)
-        if allowed.shape != emissions.shape:
-            raise ValueError(
-                f"allowed must have the emissions' shape {tuple(emissions.shape)}, "
-                f"got {tuple(allowed.shape)}"
-            )
-        with torch.no_grad(), torch.autocast(emissions.device.type, enabled=False):
-            emissions, transitions, start, end = self._cast(emissions)
-            self._lengths(emissions, mask)  # the mask must be left-aligned
-            barred = emissions.masked_fill(~allowed.to(emissions.device), float("-inf"))
-            return log_partition_torch(barred, mask, transitions, start, end)
-
-    def marginals(self, emissions: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Posterior marginals ``p(y_t = k | emissions)``, ``(B, L, K)``: they sum to 1 over
-        tags at unmasked positions and are 0 at padded positions. Not differentiable."""
-        emissions, mask = self._check(emissions, mask)
-        with torch.no_grad(), torch.autocast(emissions.device.type, enabled=False):
-            emissions, transitions, start, end = self._cast(emissions)
-            lengths = self._lengths(emissions, mask)
-            if self._use_numba(emissions):
-                _, marg, _, _ = _kernels.forward_backward(
-                    emissions.detach().numpy(),
-                    lengths.numpy(),
-                    transitions.detach().numpy(),
-                    start.detach().numpy(),
-                    end.detach().numpy(),
-                    True,
-                    self._force_log_space,
-                    self.parallel,
-                )
-                return torch.from_numpy(marg)
-            marg = marginals_torch(emissions, mask, transitions, start, end)
-        return marg.masked_fill(~mask.unsqueeze(2), 0.0)
-
     # ------------------------------------------------------------------ the maths
 
     def _score(
@@ -578,6 +584,13 @@ class CRF(nn.Module):
             if status == 0:
                 return torch.from_numpy(lengths)
             bad = row
+        elif emissions.device.type == "cuda":
+            # checked on the device: reading a flag back to the host would stall every step
+            torch._assert_async(
+                mask[:, 0].all() & ~(mask[:, 1:] & ~mask[:, :-1]).any(),
+                "mask must be left-aligned with mask[:, 0] all True",
+            )
+            return mask.sum(1)
         else:
             first = mask[:, 0]
             if bool(first.all()) and not bool((mask[:, 1:] & ~mask[:, :-1]).any()):

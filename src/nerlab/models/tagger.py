@@ -209,34 +209,6 @@ class BiLSTMTagger(nn.Module):
             tags = emissions.argmax(-1)
         return tags.masked_fill(~mask, 0)
 
-    def path_log_prob(
-        self,
-        emissions: torch.Tensor,
-        mask: torch.Tensor,
-        rows: torch.Tensor,
-        allowed: torch.Tensor,
-    ) -> torch.Tensor:
-        """Log-probability, ``(N,)``, that the tag path of sentence ``rows[i]`` of the batch
-        keeps to ``allowed[i]`` (``(N, L, K)`` bool: the tags permitted at each position).
-
-        CRF: a constrained forward pass per row, less the sentence's own ``log Z``, computed
-        once per sentence of the batch. Softmax model: the product of each position's allowed
-        mass."""
-        if self.crf is not None:
-            every = torch.ones(emissions.shape, dtype=torch.bool, device=emissions.device)
-            logz = self.crf.constrained_log_partition(emissions, mask, every)  # (B,)
-            kept = self.crf.constrained_log_partition(emissions[rows], mask[rows], allowed)
-            return kept - logz[rows]
-        probs = emissions[rows].float().softmax(-1)  # (N, L, K)
-        kept = (probs * allowed).sum(-1).clamp_min(1e-45).log()  # (N, L)
-        return (kept * mask[rows]).sum(1)
-
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Posterior probability of each tag at each position, ``(B, L, K)``."""
-        if self.crf is not None:
-            return self.crf.marginals(emissions, mask)
-        return emissions.float().softmax(-1)
-
 
 def check_settings(settings: Mapping) -> TaggerConfig:
     """Check network settings before the data are read (sizes that come from the data, when
