@@ -259,7 +259,8 @@ def test_backends_agree(num_tags, constrained):
             llh.sum(),
             [emissions, crf.transitions, crf.start_transitions, crf.end_transitions],
         )
-        results[backend] = (llh, grads, crf.decode(emissions, mask), marginals(crf, emissions, mask))
+        decoded = crf.decode(emissions, mask)
+        results[backend] = (llh, grads, decoded, marginals(crf, emissions, mask))
     (llh_n, grads_n, dec_n, marg_n), (llh_t, grads_t, dec_t, marg_t) = results.values()
     torch.testing.assert_close(llh_n, llh_t, atol=1e-4, rtol=1e-5)
     for g_n, g_t in zip(grads_n, grads_t, strict=True):

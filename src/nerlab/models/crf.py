@@ -72,7 +72,7 @@ IDENTITY_OFF_DIAGONAL = -1e30
 
 def _identity(num_tags: int, like: Tensor) -> Tensor:
     """``(K, K)``: the identity of the log and max-plus semirings, with a finite off-diagonal."""
-    eye = torch.full((num_tags, num_tags), IDENTITY_OFF_DIAGONAL, dtype=like.dtype, device=like.device)
+    eye = like.new_full((num_tags, num_tags), IDENTITY_OFF_DIAGONAL)
     return eye.fill_diagonal_(0.0)
 
 
