@@ -122,3 +122,93 @@ def test_training_on_cpu_uses_the_fused_nadam(tmp_path, tiny_corpus, overrides, 
     assert type(optimizer) is expected
     n_params = sum(1 for p in module.parameters() if p.requires_grad)
     assert sum(len(g["params"]) for g in optimizer.param_groups) == n_params
+
+
+# ----------------------------------------------------------------------------- row-wise updates
+def _sparse_rows(dense: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """The rows ``rows`` of ``dense`` as a sparse gradient, as nn.Embedding(sparse=True)
+    gives it: uncoalesced, one entry per lookup (a repeated row is split into two halves)."""
+    index = torch.tensor(rows + rows[:1], dtype=torch.long)
+    values = dense[index].clone()
+    values[0] /= 2
+    values[-1] = values[0]
+    return torch.sparse_coo_tensor(index.unsqueeze(0), values, dense.shape, check_invariants=True)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_row_updates_of_every_row_are_dense_nadam(decoupled):
+    kwargs = {"lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": decoupled}
+    dense = torch.nn.Parameter(torch.randn(40, 6, generator=torch.Generator().manual_seed(1)))
+    rowwise = torch.nn.Parameter(dense.detach().clone())
+    opt_dense = FusedNAdam([dense], **kwargs)
+    opt_rows = FusedNAdam([rowwise], **kwargs)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(25):
+        grad = torch.randn(40, 6, generator=g)
+        dense.grad = grad.clone()
+        rowwise.grad = _sparse_rows(grad, list(range(40)))
+        opt_dense.step()
+        opt_rows.step()
+    torch.testing.assert_close(rowwise.detach(), dense.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(opt_rows.state[rowwise]["exp_avg"], opt_dense.state[dense]["exp_avg"])
+
+
+@pytest.mark.parametrize("device_path", ["kernel", "torch"])
+def test_row_updates_leave_untouched_rows_alone(device_path):
+    """Lazy semantics: rows outside the gradient keep their values and moments; the touched
+    rows get the update of the whole tensor's step count (the kernel and the torch path, which
+    a GPU takes, agree)."""
+    dtype = torch.float32 if device_path == "kernel" else torch.float64
+    start = torch.randn(30, 4, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    p = torch.nn.Parameter(start.clone())
+    ref = torch.nn.Parameter(start.clone())
+    opt = FusedNAdam([p], lr=0.01)
+    opt_ref = FusedNAdam([ref], lr=0.01)
+    g = torch.Generator().manual_seed(4)
+    touched = set()
+    for step in range(12):
+        rows = sorted(torch.randperm(30, generator=g)[:5].tolist())
+        touched.update(rows)
+        grad = torch.randn(30, 4, generator=g, dtype=dtype)
+        p.grad = _sparse_rows(grad, rows)
+        opt.step()
+        # the reference: dense NAdam on a copy restricted to those rows, the rest restored
+        keep_p = ref.detach().clone()
+        keep_m = opt_ref.state[ref]["exp_avg"].clone() if step else torch.zeros_like(start)
+        keep_v = opt_ref.state[ref]["exp_avg_sq"].clone() if step else torch.zeros_like(start)
+        ref.grad = grad.clone()
+        opt_ref.step()
+        others = [r for r in range(30) if r not in rows]
+        with torch.no_grad():
+            ref[others] = keep_p[others]
+        opt_ref.state[ref]["exp_avg"][others] = keep_m[others]
+        opt_ref.state[ref]["exp_avg_sq"][others] = keep_v[others]
+    untouched = [r for r in range(30) if r not in touched]
+    assert untouched and torch.equal(p.detach()[untouched], start[untouched])
+    assert opt.state[p]["exp_avg"][untouched].eq(0).all()
+    torch.testing.assert_close(p.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        opt.state[p]["exp_avg_sq"], opt_ref.state[ref]["exp_avg_sq"], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_clip_grad_norm_takes_sparse_gradients():
+    from nerlab.training.optim import clip_grad_norm
+
+    g = torch.Generator().manual_seed(5)
+    emb, lin = torch.randn(20, 3, generator=g), torch.randn(4, 3, generator=g)
+    rows = [2, 7, 11]
+    dense_grad = torch.zeros(20, 3)
+    dense_grad[rows] = torch.randn(3, 3, generator=g)
+    lin_grad = torch.randn(4, 3, generator=g)
+    a, b = torch.nn.Parameter(emb.clone()), torch.nn.Parameter(lin.clone())
+    a.grad, b.grad = dense_grad.clone(), lin_grad.clone()
+    expected = torch.nn.utils.clip_grad_norm_([a, b], 0.5)
+    c, d = torch.nn.Parameter(emb.clone()), torch.nn.Parameter(lin.clone())
+    c.grad, d.grad = _sparse_rows(dense_grad, rows), lin_grad.clone()
+    total = clip_grad_norm([c, d], 0.5)
+    torch.testing.assert_close(total, expected)
+    assert c.grad.is_sparse and c.grad.is_coalesced()
+    torch.testing.assert_close(c.grad.to_dense(), a.grad)
+    torch.testing.assert_close(d.grad, b.grad)
+    assert expected > 0.5  # the clip happened

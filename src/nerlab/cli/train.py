@@ -112,6 +112,10 @@ def hydra_main(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Console entry point: Hydra overrides and NLP Architect's flags."""
+    import torch
+
+    # before any worker thread starts, so that every thread inherits it (training/numerics.py)
+    torch.set_flush_denormal(True)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     argv = sys.argv[1:]
     code = run(PROG, lambda: argv.__setitem__(slice(None), translate_original_flags(argv)))

@@ -19,7 +19,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from nerlab.data.tag_schemes import ids_to_iob2
 from nerlab.models.tagger import build_tagger
 from nerlab.training.metrics import EntityF1
-from nerlab.training.optim import FusedNAdam
+from nerlab.errors import ConfigError
+from nerlab.training.optim import FusedNAdam, clip_grad_norm
 
 
 class NERModule(L.LightningModule):
@@ -143,9 +144,30 @@ class NERModule(L.LightningModule):
     # ------------------------------------------------------------------------- optimizers
     def configure_optimizers(self):
         optimizer = self.optimizer([p for p in self.parameters() if p.requires_grad])
+        # an optimizer that updates rows (FusedNAdam's sparse_rows) gets the word embedding's
+        # gradient as the rows a batch looks up; any other gets it dense, and so does a
+        # distributed run (DDP's gradient buckets hold dense tensors only)
+        distributed = self._trainer is not None and self.trainer.world_size > 1
+        rows = bool(getattr(optimizer, "sparse_rows", False)) and not distributed
+        self.net.words.embedding.sparse = rows
         if self.scheduler is None:
             return optimizer
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"},
         }
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
+        """Lightning's clipping, except that sparse row gradients are clipped by
+        :func:`clip_grad_norm` (torch's ``clip_grad_norm_`` takes no sparse tensors)."""
+        if not (gradient_clip_val and self.net.words.embedding.sparse):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        if gradient_clip_algorithm not in (None, "norm"):
+            raise ConfigError(
+                f"trainer.gradient_clip_algorithm={gradient_clip_algorithm} does not take "
+                "sparse row gradients: use norm, or optimizer.sparse_rows=false"
+            )
+        clip_grad_norm([p for p in self.parameters() if p.grad is not None], gradient_clip_val)

@@ -18,7 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.loggers.logger import DummyLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
@@ -34,6 +34,7 @@ from nerlab.training.checkpoint_io import AtomicCheckpointIO
 from nerlab.training.config import flatten, model_settings
 from nerlab.training.metrics import MONITOR, classification_report
 from nerlab.training.module import NERModule
+from nerlab.training.numerics import flush_denormals
 from nerlab.training.tracking import MLflowLogger, log_run_artifacts
 
 RUN_ID_FILE = "mlflow_run_id.txt"
@@ -152,6 +153,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             f"monitor must be {MONITOR!r} (the metric the model logs), found {cfg.monitor!r}"
         )
     check_settings(model_settings(cfg))
+    flush_denormals()
     if cfg.trainer.get("deterministic"):
         # cuBLAS needs a fixed workspace to be deterministic (PyTorch's reproducibility notes)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -160,6 +162,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule, module, _ = build_data_and_model(cfg)
 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not cfg.trainer.get("enable_progress_bar", True):  # the user's switch wins
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     loggers = _loggers(cfg, resume_run_id)
     mlflow_logger = next((lg for lg in loggers if isinstance(lg, MLflowLogger)), None)

@@ -1,0 +1,49 @@
+"""Floating-point settings of a training process: no subnormal arithmetic.
+
+Subnormal floats (non-zero, below 1.2e-38 in float32) are many times slower on x86 than normal
+ones, and training makes them: every step multiplies the Adam moments of parameters whose
+gradient is zero by beta1, and they decay through the subnormal range. With flush-to-zero and
+denormals-are-zero (FTZ/DAZ) such results become 0 instead. The bits live in each thread's
+MXCSR register, and a thread starts with those of the thread that created it, so they are set
+in the main thread before torch's (and numba's) worker threads start: first thing in
+``nerlab-train`` and in :func:`nerlab.training.run.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: smallest positive normal float32
+TINY = torch.finfo(torch.float32).tiny
+
+
+def flush_denormals() -> bool:
+    """Set FTZ/DAZ in this thread; threads created after this call inherit them. Returns
+    whether the CPU supports it. Warns when torch's worker threads, started earlier, still
+    compute subnormals."""
+    supported = torch.set_flush_denormal(True)
+    if supported and subnormal_results() > 0:
+        log.warning(
+            "some of torch's CPU worker threads started before flush-to-zero was set and still "
+            "compute with subnormal floats (slow): call nerlab.training.numerics.flush_denormals() "
+            "before any other torch computation"
+        )
+    return supported
+
+
+def subnormal_results(size: int = 1 << 20) -> int:
+    """How many elements of a product computed by torch's worker threads come out subnormal
+    (0 when every thread flushes them): ``size`` values 1e-30 times 1e-10, split across the
+    intra-op threads."""
+    values = torch.full((size,), 1e-30, dtype=torch.float32)
+    return count_subnormal(values * 1e-10)
+
+
+def count_subnormal(tensor: torch.Tensor) -> int:
+    """The number of subnormal elements of a floating-point tensor."""
+    magnitude = tensor.detach().abs()
+    return int(((magnitude > 0) & (magnitude < torch.finfo(tensor.dtype).tiny)).sum())
