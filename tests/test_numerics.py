@@ -46,7 +46,8 @@ def test_training_leaves_no_subnormal_optimizer_state(tmp_path):
     corpus = tmp_path / "rare"
     corpus.mkdir()
     rare = [f"Zq{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(120)]  # no digits
-    sentences = [(t + [w], g + ["O"]) for w, (t, g) in zip(rare, make_sentences(120, 1))]
+    pairs = zip(rare, make_sentences(120, 1), strict=True)
+    sentences = [(t + [w], g + ["O"]) for w, (t, g) in pairs]
     write_conll(corpus / "train.txt", sentences)
     write_conll(corpus / "valid.txt", make_sentences(20, seed=2))
     write_conll(corpus / "test.txt", make_sentences(20, seed=3))

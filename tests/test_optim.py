@@ -150,7 +150,8 @@ def test_row_updates_of_every_row_are_dense_nadam(decoupled):
         opt_dense.step()
         opt_rows.step()
     torch.testing.assert_close(rowwise.detach(), dense.detach(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(opt_rows.state[rowwise]["exp_avg"], opt_dense.state[dense]["exp_avg"])
+    rows_state, dense_state = opt_rows.state[rowwise], opt_dense.state[dense]
+    torch.testing.assert_close(rows_state["exp_avg"], dense_state["exp_avg"])
 
 
 @pytest.mark.parametrize("device_path", ["kernel", "torch"])

@@ -17,9 +17,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from nerlab.data.tag_schemes import ids_to_iob2
+from nerlab.errors import ConfigError
 from nerlab.models.tagger import build_tagger
 from nerlab.training.metrics import EntityF1
-from nerlab.errors import ConfigError
 from nerlab.training.optim import FusedNAdam, clip_grad_norm
 
 
