@@ -3,7 +3,9 @@
 - :mod:`~nerlab.analysis.corpus` (``01-data-exploration``): a data set at a glance;
 - :mod:`~nerlab.analysis.runs` (``02-training-runs``): MLflow runs side by side;
 - :mod:`~nerlab.analysis.error_analysis` (``03-error-analysis``): where a model fails;
-- :mod:`~nerlab.analysis.results` (``make results``): test F1 over seeds per recipe.
+- :mod:`~nerlab.analysis.results` (``make results``): test F1 over seeds per recipe;
+- :mod:`~nerlab.analysis.calibration` (``make evaluate``): how well span probabilities are
+  calibrated (imported by the evaluation, not re-exported here).
 
 The notebooks only choose inputs, call these functions and display what they return (pandas
 DataFrames, matplotlib Figures, HTML strings), so everything they show is tested code; they

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nerlab.inference import Tagger
 
 
-def span_outcomes(
+def scored_predictions(
     tagger: Tagger, sentences: Sequence[Sentence], documents=None
 ) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
     """Tag gold IOB2 ``sentences`` (``documents``: as in ``Tagger.tag``); return the predicted

@@ -21,6 +21,20 @@ from nerlab.data.conll import Sentence, read_conll, to_iob2
 from nerlab.data.tag_schemes import conlleval_spans
 from nerlab.data.vocab import WordVocab
 
+__all__ = [
+    "read_splits",
+    "splits_from_config",
+    "corpus_summary",
+    "entity_counts",
+    "entity_lengths",
+    "oov_rates",
+    "top_entities",
+    "plot_entity_counts",
+    "plot_lengths",
+    "plot_oov",
+    "SPLIT_KEYS",
+]
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
     from omegaconf import DictConfig

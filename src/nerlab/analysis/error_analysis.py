@@ -22,6 +22,25 @@ from nerlab.data.tag_schemes import conlleval_spans
 from nerlab.data.vocab import WordVocab
 from nerlab.files import REPO_ROOT
 
+__all__ = [
+    "latest_model_dir",
+    "tag_sentences",
+    "trained_words",
+    "span_outcomes",
+    "entity_strings",
+    "confusion_table",
+    "type_confusion",
+    "outcome_counts",
+    "frequent_errors",
+    "plot_confusion",
+    "plot_outcomes",
+    "wrong_sentences",
+    "render_sentences",
+    "OUTCOMES",
+    "ERRORS",
+    "TYPE_COLOURS",
+]
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 

@@ -15,6 +15,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "sqlite_store",
+    "search_runs",
+    "with_best",
+    "select_sweep",
+    "varying_params",
+    "run_labels",
+    "runs_table",
+    "metric_histories",
+    "plot_learning_curves",
+    "choose_param",
+    "param_effect",
+    "plot_param_effect",
+    "best_run",
+    "per_type_scores",
+    "NOISE_PARAMS",
+]
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
@@ -46,9 +64,6 @@ NOISE_PARAMS = (
     "trainer.default_root_dir",
     "callbacks.model_checkpoint.dirpath",
 )
-
-#: Metric names that older runs logged under another name.
-METRIC_ALIASES = {"train_loss": ("train_loss", "train_loss_epoch")}
 
 
 def search_runs(
@@ -189,10 +204,7 @@ def metric_histories(
     rows = []
     for run_id in run_ids:
         for metric in metrics:
-            for name in METRIC_ALIASES.get(metric, (metric,)):
-                history = sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)
-                if history:
-                    break
+            history = sorted(client.get_metric_history(run_id, metric), key=lambda m: m.step)
             for epoch, m in enumerate(history, start=1):
                 rows.append((run_id, metric, epoch, m.step, m.value))
     return pd.DataFrame(rows, columns=["run_id", "metric", "epoch", "step", "value"])

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nerlab.analysis.calibration import calibration, reliability_plot, span_outcomes
+from nerlab.analysis.calibration import calibration, reliability_plot, scored_predictions
 from nerlab.cli.options import load_tagger, main_of
 from nerlab.data.conll import document_ids, read_conll, to_iob2, write_conll
 from nerlab.errors import NerlabError
@@ -83,7 +83,7 @@ def evaluate(options: dict[str, str]) -> int:
         setting = options.get("documents", (tagger.info.get("data") or {}).get("documents"))
         documents = document_ids(sentences, setting or "auto")
     if with_calibration and tagger.has_crf:
-        predictions, probabilities, correct = span_outcomes(tagger, sentences, documents)
+        predictions, probabilities, correct = scored_predictions(tagger, sentences, documents)
         scores = score_predictions(tagger.entity_types, sentences, predictions)
         scores["calibration"] = calibration(probabilities, correct, bins)
     else:

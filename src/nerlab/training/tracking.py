@@ -163,7 +163,7 @@ def log_run_artifacts(
             json.dumps({**summary, "test": test_scores}, indent=1)
         )
         if test_scores and test_scores.get("confusion"):
-            plot_confusion(test_scores["confusion"], tmp_path / "confusion_matrix.png")
+            save_confusion_plot(test_scores["confusion"], tmp_path / "confusion_matrix.png")
         for path in sorted(tmp_path.iterdir()):
             client.log_artifact(run_id, str(path))
     if logger.log_pyfunc_model:
@@ -208,7 +208,7 @@ def _requirements() -> list[str]:
     return out
 
 
-def plot_confusion(confusion: dict, path: Path) -> None:
+def save_confusion_plot(confusion: dict, path: Path) -> None:
     """Entity-type confusion (gold rows, predicted columns; ``-`` means no such span)."""
     import matplotlib
 
