@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, compose_cfg
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from nerlab.training.config import upgrade_overrides
 from nerlab.training.metrics import MONITOR, MONITOR_MODE
 from nerlab.training.optim import FusedNAdam
 from nerlab.training.schedules import InverseTimeDecay
@@ -69,10 +69,8 @@ def test_schedulers_are_partial_targets_stepped_per_epoch(tmp_path, tiny_corpus)
         assert optimizer.param_groups[0]["lr"] == pytest.approx(expected, abs=1e-12)
 
 
-def test_mlflow_settings_live_in_the_logger_group_and_the_old_spelling_still_works(
-    tmp_path, tiny_corpus
-):
-    cfg = compose_cfg(tmp_path, tiny_corpus, "mlflow.experiment_name=old-style")
+def test_mlflow_settings_live_in_the_logger_group(tmp_path, tiny_corpus):
+    cfg = compose_cfg(tmp_path, tiny_corpus, "logger.mlflow.experiment_name=old-style")
     assert "mlflow" not in cfg  # no top-level block any more
     block = cfg.logger.mlflow
     assert block.experiment_name == "old-style"
@@ -80,12 +78,8 @@ def test_mlflow_settings_live_in_the_logger_group_and_the_old_spelling_still_wor
     logger = instantiate(block)
     assert isinstance(logger, MLflowLogger)
     assert logger.log_pyfunc_model is True and logger.store_uri == block.tracking_uri
-    assert upgrade_overrides(["mlflow.a=1", "+mlflow.b=2", "~mlflow.c", "x.mlflow.d=3"]) == [
-        "logger.mlflow.a=1",
-        "+logger.mlflow.b=2",
-        "~logger.mlflow.c",
-        "x.mlflow.d=3",
-    ]
+    with pytest.raises(ConfigCompositionException, match="mlflow.experiment_name"):
+        compose_cfg(tmp_path, tiny_corpus, "mlflow.experiment_name=x")  # one spelling
 
 
 def test_recipes_write_the_seed_sweep_once_and_name_their_experiment(tmp_path, tiny_corpus):

@@ -35,7 +35,7 @@ def _node(rank: int, port: int, root: Path, corpus: Path, *overrides: str) -> su
         "trainer.devices=1",
         "trainer.accelerator=cpu",
         *tiny_sweep_args(root, corpus),
-        "mlflow.log_model=false",
+        "logger.mlflow.log_model=false",
         *overrides,
     ]
     log = root / f"node{rank}"

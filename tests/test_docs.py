@@ -9,7 +9,10 @@ import subprocess
 from conftest import ROOT
 
 #: folders and files of the repository that documents point into
-TOP = r"(?:conf|src|notebooks|tests|docs|benchmarks|\.ci)/[\w.*/-]*|Makefile|environment\.yml|pyproject\.toml"
+TOP = (
+    r"(?:conf|src|notebooks|tests|docs|benchmarks|\.ci)/[\w.*/-]*"
+    r"|Makefile|environment\.yml|pyproject\.toml"
+)
 PATH = re.compile(rf"(?<![\w./-])(?:\.\./shared/[\w./-]+|{TOP})")
 
 

@@ -301,7 +301,7 @@ def test_evaluate_on_conll2003_reproduces_training_test_f1(tmp_path, conll_dir):
         conll_dir,
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=60",
-        "mlflow.log_model=false",
+        "logger.mlflow.log_model=false",
     )
     summary = train(cfg)
     result = cmd(
@@ -325,7 +325,7 @@ def test_the_exported_model_scores_on_conll2003_what_the_torch_model_scores(tmp_
         conll_dir,
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=60",
-        "mlflow.log_model=false",
+        "logger.mlflow.log_model=false",
     )
     model_dir = train(cfg)["model_dir"]
     exported = cmd("nerlab-export", f"model_dir={model_dir}", "quantize=int8", timeout=300)

@@ -21,7 +21,7 @@ def test_a_grid_on_submitit_local_gives_one_finished_run_per_job(tmp_path, tiny_
         "--multirun",
         "hydra/launcher=submitit_local",
         "seed=1,2",
-        "mlflow.experiment_name=submitit",
+        "logger.mlflow.experiment_name=submitit",
         *tiny_sweep_args(tmp_path, tiny_corpus),
         cwd=tmp_path,
     )
@@ -42,7 +42,7 @@ def test_optuna_runs_its_trials_as_parallel_joblib_jobs(tmp_path, tiny_corpus):
         "hydra.launcher.n_jobs=2",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.n_jobs=2",
-        "mlflow.experiment_name=optuna-joblib",
+        "logger.mlflow.experiment_name=optuna-joblib",
         *tiny_sweep_args(tmp_path, tiny_corpus),
         cwd=tmp_path,
     )

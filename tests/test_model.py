@@ -223,25 +223,6 @@ def test_encoder_equals_packed_bidirectional_lstm(layers):
     assert torch.allclose(ours[mask], theirs[mask], atol=1e-6)
 
 
-def test_weights_saved_with_a_bidirectional_nn_lstm_still_load():
-    from nerlab.inference.model_dir import _upgrade_state
-
-    net = BiLSTMTagger(TaggerConfig(num_words=9, num_chars=7, num_tags=3, lstm_layers=2))
-    state = net.state_dict()
-    old = {}
-    for key, value in state.items():
-        if key.startswith("encoder."):
-            side, layer, name = key.split(".")[1:]
-            suffix = "_reverse" if side == "backward_layers" else ""
-            key = f"lstm.{name.removesuffix('_l0')}_l{layer}{suffix}"
-        old[key] = value
-    assert "lstm.weight_ih_l1_reverse" in old
-    fresh = BiLSTMTagger(TaggerConfig(num_words=9, num_chars=7, num_tags=3, lstm_layers=2))
-    fresh.load_state_dict(_upgrade_state(old), strict=True)
-    for key, value in fresh.state_dict().items():
-        assert torch.equal(value, state[key]), key
-
-
 def test_vectors_that_do_not_fit_the_words_are_warned_about(tmp_path, caplog):
     from conftest import compose_cfg, make_sentences, write_conll
 

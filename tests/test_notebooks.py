@@ -66,7 +66,7 @@ def store(tmp_path_factory, corpus):
             f"model.char={char}",
             f"trainer.max_epochs={epochs}",
             "optimizer.lr=0.02",
-            "mlflow.log_model=false",
+            "logger.mlflow.log_model=false",
         )
         with open_dict(cfg):
             cfg.paths.output_dir = str(root / char)

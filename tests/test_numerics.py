@@ -58,7 +58,7 @@ def test_training_leaves_no_subnormal_optimizer_state(tmp_path):
         "optimizer.sparse_rows=false",
         "+optimizer.betas=[0.001,0.001]",
         "data.singleton_unk_prob=0",
-        "mlflow.log_model=false",
+        "logger.mlflow.log_model=false",
     )
     train(cfg)
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

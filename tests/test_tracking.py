@@ -65,7 +65,8 @@ def test_two_trainings_at_once_on_a_new_sqlite_store_both_finish(tmp_path, tiny_
 
 def test_two_trainings_log_everything_to_a_tracking_server(tmp_path, tiny_corpus):
     """`make tracking-server` on 127.0.0.1 (SQLite backend, its own artifact root), two runs
-    sent to it at the same time with `mlflow.tracking_uri=http://...`, the models included."""
+    sent to it at the same time with `logger.mlflow.tracking_uri=http://...`, the models
+    included."""
     port = free_port()
     store, artifacts = tmp_path / "server.db", tmp_path / "server-artifacts"
     server = subprocess.Popen(
@@ -87,7 +88,10 @@ def test_two_trainings_log_everything_to_a_tracking_server(tmp_path, tiny_corpus
     try:
         wait_until_up(f"{uri}/health", server, seconds=90)
         summaries = _train_in_parallel(
-            tmp_path, tiny_corpus, f"mlflow.tracking_uri={uri}", "mlflow.log_model=true"
+            tmp_path,
+            tiny_corpus,
+            f"logger.mlflow.tracking_uri={uri}",
+            "logger.mlflow.log_model=true",
         )
         client = mlflow.MlflowClient(uri)
         _check_complete(client, summaries)

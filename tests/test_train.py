@@ -20,7 +20,9 @@ BIN = Path(sys.executable).parent
 
 
 def test_train_logs_a_complete_run_and_saves_the_model(tmp_path, tiny_corpus):
-    cfg = compose_cfg(tmp_path, tiny_corpus, "trainer.max_epochs=3", "mlflow.experiment_name=t")
+    cfg = compose_cfg(
+        tmp_path, tiny_corpus, "trainer.max_epochs=3", "logger.mlflow.experiment_name=t"
+    )
     summary = train(cfg)
     assert set(summary) >= {"run_id", "model_dir", "test_f1", "val_f1"}
     assert 0.0 <= summary["test_f1"] <= 1.0 and 0.0 <= summary["val_f1"] <= 1.0
@@ -116,7 +118,7 @@ def tiny_sweep_args(tmp_path: Path, corpus: Path) -> list[str]:
         f"data.dir={corpus}",
         "trainer.max_epochs=1",
         f"paths.root_dir={tmp_path}",
-        "mlflow.log_model=false",
+        "logger.mlflow.log_model=false",
         *SMALL,
     ]
 
@@ -351,7 +353,7 @@ def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus
         f"data.dir={tiny_corpus}",
         "trainer.max_epochs=6",
         f"paths.root_dir={tmp_path}",
-        "mlflow.log_model=false",
+        "logger.mlflow.log_model=false",
         *SMALL,
     ]
     env = {**os.environ, "NERLAB_ROOT": str(tmp_path)}
@@ -395,7 +397,7 @@ def test_resume_after_a_kill_continues_the_same_mlflow_run(tmp_path, tiny_corpus
 def test_a_two_job_multirun_writes_two_grouped_runs(tmp_path, tiny_corpus):
     result = run_cli(
         "--multirun",
-        "mlflow.experiment_name=sweep",
+        "logger.mlflow.experiment_name=sweep",
         "model.char=cnn,lstm",
         *tiny_sweep_args(tmp_path, tiny_corpus),
         cwd=tmp_path,

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from nerlab.cli.options import load_tagger, main_of
-from nerlab.data.conll import document_ids, iter_conll
-from nerlab.data.formats import Example
+from nerlab.data.conll import docstart_block, document_ids, iter_conll, sentence_block
+from nerlab.data.formats import Example, doccano_record
 from nerlab.errors import NerlabError
 from nerlab.files import atomic_path
 from nerlab.inference import entities
@@ -108,23 +108,19 @@ def _format(
     if in_format == "conll" and out_format == "doccano":
         found_all = tagger.predict_tokens(chunk, min_confidence=min_confidence, documents=documents)
         for tokens, found in zip(chunk, found_all, strict=True):
-            example = Example.from_tokens(tokens, [])
+            offsets = Example.from_tokens(tokens, []).offsets
+            text = " ".join(tokens)
             spans = [
-                [
-                    example.offsets[e["first_token"]][0],
-                    example.offsets[e["last_token"]][1],
-                    e["label"],
-                ]
+                (offsets[e["first_token"]][0], offsets[e["last_token"]][1], e["label"])
                 for e in found
             ]
-            yield json.dumps({"text": example.text, "label": spans}, ensure_ascii=False) + "\n"
+            yield json.dumps(doccano_record(text, spans), ensure_ascii=False) + "\n"
         return
     if in_format == "text" and out_format in ("jsonl", "doccano"):
         found_all = tagger.predict(chunk, min_confidence=min_confidence)
         for text, found in zip(chunk, found_all, strict=True):
             if out_format == "doccano":
-                spans = [[e["start"], e["end"], e["label"]] for e in found]
-                record = {"text": text, "label": spans}
+                record = doccano_record(text, ((e["start"], e["end"], e["label"]) for e in found))
             else:
                 record = {"text": text, "entities": found}
             yield json.dumps(record, ensure_ascii=False) + "\n"
@@ -141,9 +137,9 @@ def _format(
             if in_format == "conll" and last_doc is not None:
                 doc = sentences[i].doc
                 if doc is not None and doc != last_doc[0]:
-                    yield "-DOCSTART- O\n\n"
+                    yield docstart_block()
                 last_doc[0] = doc
-            yield "".join(f"{t} {g}\n" for t, g in zip(tokens, tags, strict=True)) + "\n"
+            yield sentence_block(zip(tokens, tags, strict=True))
         else:
             record = {"tokens": tokens, "entities": entities(tags, tokens)}
             yield json.dumps(record, ensure_ascii=False) + "\n"

@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from nerlab.cli.options import parse_options, run
 from nerlab.errors import NerlabError
 from nerlab.files import CONF_DIR
-from nerlab.training.config import upgrade_overrides
 
 PROG = "nerlab-train"
 
@@ -84,7 +83,7 @@ def translate_original_flags(argv: list[str]) -> list[str]:
         out = ["data=bio", "data.dir=.", "data.val_file=null", *out]
         if "test_file" not in options:
             out.append("data.test_file=null")
-    return [*out, *upgrade_overrides(rest)]
+    return [*out, *rest]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

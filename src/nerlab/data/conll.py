@@ -267,17 +267,28 @@ def convert_corpus(sentences: Iterable[Sentence], target: str) -> list[Sentence]
         raise NerlabError(str(err)) from None
 
 
+def sentence_block(rows: Iterable[Sequence[str]]) -> str:
+    """One sentence as column lines (``rows``: each token's fields), ending in a blank line."""
+    return "".join(" ".join(fields) + "\n" for fields in rows) + "\n"
+
+
+def docstart_block(columns: int = 2) -> str:
+    """A ``-DOCSTART-`` line with ``O`` in its other ``columns - 1`` columns, and a blank line."""
+    return " ".join([DOCSTART] + ["O"] * (columns - 1)) + "\n\n"
+
+
 def write_conll(
     path: str | os.PathLike,
     rows: Iterable[Sequence[Sequence[str]]],
-) -> None:
+) -> int:
     """Write sentences as columns: each sentence is a sequence of per-token field sequences.
+    Returns the number of sentences written.
 
     Written to a temporary name and renamed, so a crash never leaves a half-written file.
     """
+    count = 0
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
         for sentence in rows:
-            for fields in sentence:
-                fh.write(" ".join(fields))
-                fh.write("\n")
-            fh.write("\n")
+            fh.write(sentence_block(sentence))
+            count += 1
+    return count

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nerlab.data.conll import iter_conll, to_iob2
+from nerlab.data.conll import iter_conll, to_iob2, write_conll
 from nerlab.data.tag_schemes import conlleval_spans, from_spans
 from nerlab.data.tokenizer import TOKEN_PATTERN
 from nerlab.errors import DataFormatError, NerlabError
@@ -69,12 +69,23 @@ class Example:
             start += len(token) + 1
         return cls(list(tokens), list(tags), " ".join(tokens), offsets, where)
 
+    def doccano(self) -> dict:
+        """The record doccano and Label Studio import: ``{"text", "label": [[start, end,
+        label], ...]}``."""
+        return doccano_record(self.text, self.char_spans())
+
     def char_spans(self) -> list[tuple[int, int, str]]:
         """The entities as ``(start, end, label)`` character spans, ``end`` exclusive."""
         return [
             (self.offsets[first][0], self.offsets[last][1], label)
             for label, first, last in conlleval_spans(self.tags)
         ]
+
+
+def doccano_record(text: str, spans: Iterable[Sequence]) -> dict:
+    """``{"text": text, "label": [[start, end, label], ...]}``: a text with character-offset
+    spans as doccano and Label Studio import and export it."""
+    return {"text": text, "label": [[int(s), int(e), str(label)] for s, e, label in spans]}
 
 
 def format_of(path: str | os.PathLike, given: str | None = None) -> str:
@@ -105,16 +116,8 @@ def read_conll_examples(path: str | os.PathLike, tag_column: int = -1) -> Iterat
 
 
 def write_conll_examples(path: str | os.PathLike, examples: Iterable[Example]) -> int:
-    count = 0
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
-        for example in examples:
-            if not example.tokens:
-                continue
-            for token, tag in zip(example.tokens, example.tags, strict=True):
-                fh.write(f"{token} {tag}\n")
-            fh.write("\n")
-            count += 1
-    return count
+    rows = (zip(e.tokens, e.tags, strict=True) for e in examples if e.tokens)
+    return write_conll(path, rows)
 
 
 # ---------------------------------------------------------------------------- JSONL
@@ -239,8 +242,7 @@ def write_jsonl_examples(path: str | os.PathLike, examples: Iterable[Example]) -
     count = 0
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
         for example in examples:
-            spans = [list(span) for span in example.char_spans()]
-            fh.write(json.dumps({"text": example.text, "label": spans}, ensure_ascii=False))
+            fh.write(json.dumps(example.doccano(), ensure_ascii=False))
             fh.write("\n")
             count += 1
     return count

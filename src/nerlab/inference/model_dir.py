@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -105,7 +104,6 @@ def load_model(
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelLoadError(f"{weights}: not a readable safetensors file ({err})") from None
-    state = _upgrade_state(state)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -115,20 +113,3 @@ def load_model(
         ) from None
     net.eval()
     return net, vocabs, info
-
-
-def _upgrade_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map weights saved with ``nn.LSTM(bidirectional=True)`` (``lstm.*_l{n}[_reverse]``) onto
-    the two-LSTMs-per-layer encoder, so models saved before it still load."""
-    if not any(k.startswith("lstm.") for k in state):
-        return state
-    out = {}
-    for key, value in state.items():
-        if key.startswith("lstm."):
-            name = key[len("lstm.") :]
-            side = "backward" if name.endswith("_reverse") else "forward"
-            name = name.removesuffix("_reverse")
-            base, layer = name.rsplit("_l", 1)
-            key = f"encoder.{side}_layers.{layer}.{base}_l0"
-        out[key] = value
-    return out

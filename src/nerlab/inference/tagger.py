@@ -85,13 +85,9 @@ class Tagger:
         *,
         device: str = "cpu",
         batch_size: int = 64,
-        crf_backend: str | None = None,
     ) -> None:
         """``net`` is a runner (:mod:`nerlab.inference.runners`) or a BiLSTMTagger to run with
-        PyTorch on ``device``. (``crf_backend`` is accepted for older callers and ignored: the
-        CRF decodes in NumPy.)"""
-        if crf_backend not in (None, "torch", "auto", "numba"):
-            raise ConfigError(f"crf_backend must be torch, auto or numba, found {crf_backend!r}")
+        PyTorch on ``device``; either way the CRF decodes in NumPy."""
         self.runner = net if isinstance(net, TorchRunner | OnnxRunner) else TorchRunner(net, device)
         self.vocabs = vocabs
         self.info = info
@@ -108,7 +104,6 @@ class Tagger:
         model_info_path: str | os.PathLike | None = None,
         device: str = "cpu",
         batch_size: int = 64,
-        crf_backend: str | None = None,
         backend: str = "torch",
         quantize: str | None = None,
         threads: int | None = None,
@@ -122,7 +117,7 @@ class Tagger:
             quantize=quantize,
             threads=threads,
         )
-        return cls(runner, vocabs, info, batch_size=batch_size, crf_backend=crf_backend)
+        return cls(runner, vocabs, info, batch_size=batch_size)
 
     @property
     def backend(self) -> str:

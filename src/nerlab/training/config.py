@@ -2,8 +2,7 @@
 
 Tests, notebooks and the benchmarks compose the same config ``make train`` uses through
 :func:`compose`; the command line goes through Hydra's own ``@hydra.main``
-(``nerlab.cli.train``). Both accept the older ``mlflow.<key>=`` spelling of the MLflow settings
-(:func:`upgrade_overrides`).
+(``nerlab.cli.train``).
 """
 
 from __future__ import annotations
@@ -21,19 +20,6 @@ from nerlab.files import CONF_DIR, REPO_ROOT
 NON_NETWORK_KEYS = ("embeddings", "embeddings_extend_vocab", "constrain_transitions")
 
 
-def upgrade_overrides(overrides: Sequence[str]) -> list[str]:
-    """``mlflow.tracking_uri=X`` -> ``logger.mlflow.tracking_uri=X`` (also with ``+``/``++``/``~``):
-    the MLflow settings moved into the ``logger`` group; the old spelling keeps working."""
-    out = []
-    for item in overrides:
-        prefix = item[: len(item) - len(item.lstrip("+~"))]
-        rest = item[len(prefix) :]
-        if rest.startswith("mlflow."):
-            item = f"{prefix}logger.{rest}"
-        out.append(item)
-    return out
-
-
 def compose(
     overrides: Sequence[str] = (),
     *,
@@ -48,7 +34,7 @@ def compose(
     are) is the repository, whatever the working directory, unless an override or
     ``NERLAB_ROOT`` says otherwise.
     """
-    overrides = upgrade_overrides(overrides)
+    overrides = list(overrides)
     if "NERLAB_ROOT" not in os.environ and not any(
         o.lstrip("+").startswith("paths.root_dir=") for o in overrides
     ):
