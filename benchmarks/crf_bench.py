@@ -94,6 +94,45 @@ def _time_round_robin(passes: dict[str, Callable], repeats: int) -> dict[str, fl
     return best
 
 
+def _ours(num_tags: int, include_parallel: bool) -> dict[str, CRF]:
+    """Our CRFs, every one with the same scores: numba serial (the default kernels), numba
+    prange (opt-in, with ``include_parallel``) and torch."""
+    ours_numba = CRF(num_tags, backend="numba")
+    ours_numba.parallel = False
+    crfs = {"ours_numba": ours_numba}
+    if include_parallel:
+        crfs["ours_numba_parallel"] = CRF(num_tags, backend="numba")
+        crfs["ours_numba_parallel"].parallel = True
+    crfs["ours_torch"] = CRF(num_tags, backend="torch")
+    for crf in crfs.values():
+        crf.load_state_dict(ours_numba.state_dict())
+    return crfs
+
+
+def _peer_like(crf: CRF):
+    """pytorch-crf's CRF with ``crf``'s scores."""
+    peer = torchcrf.CRF(crf.num_tags, batch_first=True)
+    with torch.no_grad():
+        peer.transitions.copy_(crf.transitions)
+        peer.start_transitions.copy_(crf.start_transitions)
+        peer.end_transitions.copy_(crf.end_transitions)
+    return peer
+
+
+def _agreement(ours: CRF, peer, batches) -> dict:
+    """Largest log-likelihood difference and whether every Viterbi path is the same."""
+    diff, agree = 0.0, True
+    with torch.no_grad():
+        for emissions, tags, mask in batches:
+            llh = ours.log_likelihood(emissions, tags, mask)
+            theirs = peer(emissions, tags, mask, reduction="none")
+            diff = max(diff, float((llh - theirs).abs().max()))
+            decoded = ours.decode(emissions, mask)
+            for row, path in enumerate(peer.decode(emissions, mask)):
+                agree &= decoded[row, : len(path)].tolist() == path
+    return {"max_llh_diff": diff, "viterbi_agree": agree}
+
+
 def run_crf_bench(
     lengths: list[int],
     num_tags: int,
@@ -118,41 +157,23 @@ def run_crf_bench(
     """
     torch.manual_seed(seed)
     batches = _make_batches(lengths, num_tags, batch_size, num_batches, seed)
-    ours_numba = CRF(num_tags, backend="numba")
-    ours_numba.parallel = False
-    crfs = {"ours_numba": ours_numba}
-    if include_parallel:
-        crfs["ours_numba_parallel"] = CRF(num_tags, backend="numba")
-        crfs["ours_numba_parallel"].parallel = True
-    crfs["ours_torch"] = CRF(num_tags, backend="torch")
-    for crf in crfs.values():
-        crf.load_state_dict(ours_numba.state_dict())
-
+    crfs = _ours(num_tags, include_parallel)
     passes: dict[str, Callable] = {}
     for name, crf in crfs.items():
-        nll_pass, viterbi_pass = _passes(
+        passes[f"{name}_nll"], passes[f"{name}_viterbi"] = _passes(
             lambda e, t, m, crf=crf: crf(e, t, m, reduction="sum"),
             crf.decode,
             list(crf.parameters()),
             batches,
         )
-        passes[f"{name}_nll"] = nll_pass
-        passes[f"{name}_viterbi"] = viterbi_pass
-    peer = None
-    if torchcrf is not None and include_peer:
-        peer = torchcrf.CRF(num_tags, batch_first=True)
-        with torch.no_grad():
-            peer.transitions.copy_(ours_numba.transitions)
-            peer.start_transitions.copy_(ours_numba.start_transitions)
-            peer.end_transitions.copy_(ours_numba.end_transitions)
-        nll_pass, viterbi_pass = _passes(
+    peer = _peer_like(crfs["ours_numba"]) if torchcrf is not None and include_peer else None
+    if peer is not None:
+        passes["pytorch_crf_nll"], passes["pytorch_crf_viterbi"] = _passes(
             lambda e, t, m: -peer(e, t, m, reduction="sum"),
             peer.decode,
             list(peer.parameters()),
             batches,
         )
-        passes["pytorch_crf_nll"] = nll_pass
-        passes["pytorch_crf_viterbi"] = viterbi_pass
 
     sentences = batch_size * num_batches
     best = _time_round_robin(passes, repeats)
@@ -171,21 +192,11 @@ def run_crf_bench(
     result.update(crf_nll_speedup=None, crf_viterbi_speedup=None)
     result.update(max_llh_diff=None, viterbi_agree=None)
     if peer is not None:
-        result["crf_nll_speedup"] = result["ours_numba_nll_sps"] / result["pytorch_crf_nll_sps"]
-        result["crf_viterbi_speedup"] = (
-            result["ours_numba_viterbi_sps"] / result["pytorch_crf_viterbi_sps"]
-        )
-        diff, agree = 0.0, True
-        with torch.no_grad():
-            for emissions, tags, mask in batches:
-                ours = ours_numba.log_likelihood(emissions, tags, mask)
-                theirs = peer(emissions, tags, mask, reduction="none")
-                diff = max(diff, float((ours - theirs).abs().max()))
-                decoded = ours_numba.decode(emissions, mask)
-                for row, path in enumerate(peer.decode(emissions, mask)):
-                    agree &= decoded[row, : len(path)].tolist() == path
-        result["max_llh_diff"] = diff
-        result["viterbi_agree"] = agree
+        for work in ("nll", "viterbi"):
+            result[f"crf_{work}_speedup"] = (
+                result[f"ours_numba_{work}_sps"] / result[f"pytorch_crf_{work}_sps"]
+            )
+        result.update(_agreement(crfs["ours_numba"], peer, batches))
     return result
 
 

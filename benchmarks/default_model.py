@@ -1,4 +1,4 @@
-"""The default model of ``make train``, built the way :mod:`nerlab.training.run` builds it.
+"""The default model of ``make train``, built the way :func:`nerlab.training.run.train` builds it.
 
 The configuration is composed from ``conf/`` with Hydra's compose API, so the bench measures
 whatever ``conf/model/bilstm_crf.yaml``, ``conf/data/conll2003.yaml`` and the trainer and
@@ -9,7 +9,7 @@ optimizer defaults say today; only the data folder is pointed at the bench's ``d
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ def compose_config(data_dir: str | Path, overrides: list[str] | tuple[str, ...] 
 
 
 def build_default_model(cfg: DictConfig, *, load_vectors: bool = True) -> DefaultModel:
-    """Pretrained vectors -> DataModule (set up) -> NERModule, as ``nerlab.train.train`` does.
+    """Pretrained vectors -> DataModule (set up) -> NERModule, as
+    :func:`nerlab.training.run.train` does (through ``build_data_and_model``).
 
     ``load_vectors=False`` skips the pretrained vectors (random embeddings; the vocabulary then
     lacks the validation/test words that ``embeddings_extend_vocab`` would add).
@@ -45,9 +46,12 @@ def build_default_model(cfg: DictConfig, *, load_vectors: bool = True) -> Defaul
     return DefaultModel(cfg=cfg, datamodule=datamodule, module=module, vectors=vectors)
 
 
-def model_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The network hyper-parameters of ``cfg`` (the keys of ``conf/model/*.yaml`` that
-    :class:`~nerlab.models.tagger.TaggerConfig` takes)."""
-    from nerlab.training.config import model_settings as settings
+def model_settings(cfg: DictConfig, net: Any = None) -> dict[str, Any]:
+    """The network's hyper-parameters: those of the built ``net`` (its ``TaggerConfig``) when
+    given, else the ``model`` group of ``cfg`` as composed (keys that are not network sizes
+    are harmless to :func:`benchmarks.flops.flops_per_token`, which reads what it needs)."""
+    if net is not None:
+        return asdict(net.config)
+    from omegaconf import OmegaConf
 
-    return settings(cfg)
+    return OmegaConf.to_container(cfg.model, resolve=True)

@@ -14,11 +14,15 @@ JSON object::
     PYTHONPATH=src .venv-peers/bin/python -m benchmarks.flair_bench train --data-dir DIR
     PYTHONPATH=src .venv-peers/bin/python -m benchmarks.flair_bench infer --data-dir DIR
 
-* ``train``: one epoch over the training split in shuffled mini-batches of 32, the inner loop of
-  flair's ``ModelTrainer`` (``forward_loss``, backward, embeddings dropped, gradient norm clipped
-  to 5, SGD step) without its evaluation, logging and checkpoints; one forward/backward pass
-  before the clock starts. ``--max-batches N`` (``--quick``: 10) times the first N batches only;
-  the JSON says how many sentences were timed.
+* ``train``: flair's ``ModelTrainer.train`` as its users run it (``learning_rate=0.1``,
+  ``mini_batch_size=32``, SGD with its default annealing, embeddings stored on the CPU, the
+  validation split evaluated and the best model saved each epoch) for ``--epochs`` epochs, on a
+  corpus of the training and validation splits (no test split: no final test evaluation, as
+  ours runs with ``test=false``). A trainer plugin times each epoch's training loop
+  (``before_training_epoch`` to ``after_training_epoch``) and its evaluation (to
+  ``after_evaluation``); the figures are the median over the epochs after the first, or the
+  only epoch's, as for ours (:mod:`benchmarks.train_bench`). ``--quick``: the first
+  ``QUICK_BATCHES`` batches of the training split and ``QUICK_SENTENCES`` validation sentences.
 * ``infer``: ``tagger.predict(sentences, mini_batch_size=32)`` over the test split (best of
   ``--repeats`` passes after a warm-up pass on 200 sentences), plus one pass with mini-batches of
   256, our batched setting. The tagger is untrained: speed does not depend on the weights.
@@ -33,9 +37,11 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.epochs import steady, which_epochs
 from benchmarks.peers import ROOT, peer_command, print_result, run_json
 
 #: Modules the peer needs in ``.venv-peers`` (``make peers`` installs them).
@@ -44,7 +50,6 @@ CACHE_DIR = ROOT / "bench_results" / "cache"
 BATCH_SIZE = 32
 QUICK_BATCHES = 10
 QUICK_SENTENCES = 200
-MAX_GRAD_NORM = 5.0
 LEARNING_RATE = 0.1  # ModelTrainer.train's default
 DOCSTART = "-DOCSTART-"
 
@@ -57,6 +62,7 @@ def run(
     quick: bool = False,
     threads: int | None = None,
     repeats: int | None = None,
+    epochs: int | None = None,
     timeout: float | None = None,
 ) -> dict:
     """Run ``mode`` (``train`` or ``infer``) in the peers' venv and return its JSON."""
@@ -67,6 +73,8 @@ def run(
         command += ["--threads", str(threads)]
     if repeats:
         command += ["--repeats", str(repeats)]
+    if epochs:
+        command += ["--epochs", str(epochs)]
     return run_json(command, threads=threads, timeout=timeout)
 
 
@@ -177,54 +185,89 @@ def _tokens(sentences) -> int:
     return sum(len(s) for s in sentences)
 
 
-def measure_train(tagger, train: list, *, max_batches: int | None, seed: int = 0) -> dict:
+def _epoch_timer():
+    """A flair trainer plugin that times each epoch's training loop and its evaluation."""
+    from flair.trainers.plugins import TrainerPlugin
+
+    class EpochTimer(TrainerPlugin):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epochs: list[dict] = []
+            self._started = self._trained = 0.0
+            self._sentences = self._tokens = 0
+
+        @TrainerPlugin.hook
+        def before_training_epoch(self, epoch, **kw) -> None:
+            self._sentences = self._tokens = 0
+            self._started = time.perf_counter()
+
+        @TrainerPlugin.hook
+        def after_training_batch(self, batch, **kw) -> None:
+            self._sentences += len(batch)
+            self._tokens += _tokens(batch)
+
+        @TrainerPlugin.hook
+        def after_training_epoch(self, epoch, **kw) -> None:
+            self._trained = time.perf_counter()
+            seconds = self._trained - self._started
+            self.epochs.append(
+                {
+                    "epoch": epoch,
+                    "train_seconds": seconds,
+                    "sentences": self._sentences,
+                    "tokens": self._tokens,
+                    "sentences_per_s": self._sentences / seconds,
+                }
+            )
+
+        @TrainerPlugin.hook
+        def after_evaluation(self, epoch, **kw) -> None:
+            self.epochs[-1]["val_seconds"] = time.perf_counter() - self._trained
+
+    return EpochTimer()
+
+
+def measure_train(tagger, train: list, dev: list, *, epochs: int, base_path: Path) -> dict:
     import torch
-    from flair.datasets import DataLoader
-    from flair.training_utils import store_embeddings
+    from flair.data import Corpus
+    from flair.datasets import FlairDatapointDataset
+    from flair.trainers import ModelTrainer
 
-    torch.manual_seed(seed)
-    optimizer = torch.optim.SGD(tagger.parameters(), lr=LEARNING_RATE)
-    tagger.train()
-
-    def step(batch) -> None:
-        tagger.zero_grad()
-        optimizer.zero_grad()
-        loss, _count = tagger.forward_loss(batch)
-        loss.item()  # as ModelTrainer does (it sums the epoch's loss)
-        loss.backward()
-        store_embeddings(batch, "none")
-        torch.nn.utils.clip_grad_norm_(tagger.parameters(), MAX_GRAD_NORM)
-        optimizer.step()
-
-    warm_up = train[:BATCH_SIZE]  # forward and backward only: the weights stay as built
-    loss, _count = tagger.forward_loss(warm_up)
-    loss.backward()
-    store_embeddings(warm_up, "none")
-    tagger.zero_grad()
-
-    sentences = tokens = batches = 0
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    for batch in DataLoader(train, batch_size=BATCH_SIZE, shuffle=True):
-        if max_batches is not None and batches >= max_batches:
-            break
-        step(batch)
-        sentences += len(batch)
-        tokens += _tokens(batch)
-        batches += 1
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    torch.manual_seed(0)
+    corpus = Corpus(
+        train=FlairDatapointDataset(train),
+        dev=FlairDatapointDataset(dev),
+        sample_missing_splits=False,
+    )
+    timer = _epoch_timer()
+    started = time.perf_counter()
+    ModelTrainer(tagger, corpus).train(
+        base_path,
+        learning_rate=LEARNING_RATE,
+        mini_batch_size=BATCH_SIZE,
+        max_epochs=epochs,
+        plugins=[timer],
+    )
+    wall = time.perf_counter() - started
+    rows = timer.epochs
+    sentences_per_s = steady([e["sentences_per_s"] for e in rows])
+    tokens = steady([e["tokens"] for e in rows])
+    train_seconds = steady([e["train_seconds"] for e in rows])
     return {
-        "sentences": sentences,
-        "tokens": tokens,
-        "batches": batches,
+        "sentences_per_s": sentences_per_s,
+        "tokens_per_s": tokens / train_seconds,
+        "train_seconds": train_seconds,
+        "val_seconds": steady([e.get("val_seconds", 0.0) for e in rows]),
+        "sentences": round(steady([e["sentences"] for e in rows])),
         "split_sentences": len(train),
-        "full_epoch": sentences >= len(train),
-        "seconds": seconds,
-        "sentences_per_s": sentences / seconds,
-        "tokens_per_s": tokens / seconds,
-        "cpu_seconds": cpu,
+        "dev_sentences": len(dev),
+        "epochs_run": len(rows),
+        "figure": which_epochs(len(rows)),
+        "epochs": rows,
+        "wall_seconds": wall,
         "batch_size": BATCH_SIZE,
-        "optimizer": f"SGD lr={LEARNING_RATE}, grad norm clipped to {MAX_GRAD_NORM}",
-        "loop": "ModelTrainer's inner loop by hand (no evaluation, logging or checkpoints)",
+        "optimizer": f"SGD lr={LEARNING_RATE} (ModelTrainer.train's defaults)",
+        "loop": "ModelTrainer.train(base_path, learning_rate, mini_batch_size, max_epochs)",
     }
 
 
@@ -263,7 +306,7 @@ def measure(
     quick: bool = False,
     threads: int | None = None,
     repeats: int = 3,
-    max_batches: int | None = None,
+    epochs: int = 1,
     cache_dir: Path = CACHE_DIR,
 ) -> dict:
     _offline()
@@ -279,10 +322,12 @@ def measure(
     tagger, model = build_tagger(train, cache_dir)
     out: dict = {"mode": mode, "setup_seconds": None}
     if mode == "train":
-        if quick and max_batches is None:
-            max_batches = QUICK_BATCHES
+        dev = load_split(data_dir / "valid.txt")
+        if quick:
+            train, dev = train[: QUICK_BATCHES * BATCH_SIZE], dev[:QUICK_SENTENCES]
         out["setup_seconds"] = time.perf_counter() - t0
-        out.update(measure_train(tagger, train, max_batches=max_batches))
+        with tempfile.TemporaryDirectory(prefix="nerlab-bench-flair-") as base_path:
+            out.update(measure_train(tagger, train, dev, epochs=epochs, base_path=Path(base_path)))
     else:
         test = load_split(data_dir / "test.txt")
         if quick:
@@ -309,17 +354,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a few batches / 200 sentences")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--repeats", type=int, default=3, help="infer: best of this many passes")
-    parser.add_argument("--max-batches", type=int, default=None, help="train: time N batches")
+    parser.add_argument("--epochs", type=int, default=None, help="train: epochs to run")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.mode == "train" and not args.epochs:
+        parser.error("train needs --epochs N")
     result = measure(
         args.mode,
         args.data_dir,
         quick=args.quick,
         threads=args.threads,
         repeats=args.repeats,
-        max_batches=args.max_batches,
+        epochs=args.epochs or 1,
         cache_dir=args.cache_dir,
     )
     print_result(result, args.json)

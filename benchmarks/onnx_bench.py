@@ -1,13 +1,13 @@
-"""The exported tagger against the PyTorch one: ``make export``'s ONNX model, fp32 and int8.
+"""The exported tagger: ``make export``'s ONNX model, fp32 and int8, beside the torch one.
 
-The default model is saved and exported (``nerlab.inference.export.export_onnx`` with
-``quantize="int8"``) into a temporary model directory. Three taggers load it with
-:class:`nerlab.Tagger`: ``backend="torch"``, ``backend="onnx"`` and ``backend="onnx",
-quantize="int8"``. For each:
+The bench's saved model directory has been exported (``nerlab.inference.export.export_onnx``
+with ``quantize="int8"``). Two taggers load it with :class:`nerlab.Tagger`:
+``backend="onnx"`` and ``backend="onnx", quantize="int8"``. For each, timed as the ``infer``
+part times the torch tagger (:mod:`benchmarks.infer_bench`, whose figures these stand beside):
 
-* batched: ``Tagger.tag`` on every test sentence (batches of 256), best of ``repeats`` passes
-  after a warm-up pass: tokens per second, and the share of tokens tagged as the torch tagger
-  tags them;
+* batched: ``Tagger.tag`` on the same token lists (batches of 256), best of ``repeats``
+  passes after a warm-up pass: tokens per second, and the share of tokens tagged as the torch
+  tagger tags them (its tags are computed once here, untimed);
 * batch 1: one 20-token sentence tagged ``calls`` times after a warm-up: p50 and p99 latency;
 * the model directory's files each one reads, in bytes;
 
@@ -19,80 +19,53 @@ only for a trained model (``make evaluate ... backend=onnx`` gives the F1 of eac
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
 
-VARIANTS = {"torch": ("torch", None), "onnx": ("onnx", None), "onnx_int8": ("onnx", "int8")}
+VARIANTS = {"onnx": ("onnx", None), "onnx_int8": ("onnx", "int8")}
 
 
-def _sentence_of(token_lists: list[list[str]], length: int = 20) -> list[str]:
-    for tokens in token_lists:
-        if len(tokens) == length:
-            return tokens
-    longest = max(token_lists, key=len)
-    return (longest * length)[:length]
+def _agreement(tags: list, reference: list) -> float:
+    same = total = 0
+    for ours, theirs in zip(tags, reference, strict=True):
+        same += sum(a == b for a, b in zip(ours, theirs, strict=True))
+        total += len(theirs)
+    return same / max(total, 1)
 
 
 def run(
     model_dir: Path,
+    token_lists: list[list[str]],
     test_file: Path,
     *,
     repeats: int = 3,
     calls: int = 300,
-    max_sentences: int | None = None,
     threads: int | None = None,
     timeout: float | None = None,
 ) -> dict:
+    from benchmarks.infer_bench import BATCH_SIZE, best_pass, latency, sentence_of
     from benchmarks.peers import run_json
-    from nerlab.data import read_conll
     from nerlab.inference import Tagger
-    from nerlab.inference.model_info import CRF_NAME, INFO_NAME, ONNX_NAMES, WEIGHTS_NAME
+    from nerlab.inference.model_info import CRF_NAME, INFO_NAME, ONNX_NAMES
 
-    token_lists = [s.tokens for s in read_conll(test_file)]
-    if max_sentences:
-        token_lists = token_lists[:max_sentences]
     tokens = sum(len(t) for t in token_lists)
-    one = _sentence_of(token_lists)
-    files = {
-        "torch": (INFO_NAME, WEIGHTS_NAME),
-        "onnx": (INFO_NAME, ONNX_NAMES[None], CRF_NAME),
-        "onnx_int8": (INFO_NAME, ONNX_NAMES["int8"], CRF_NAME),
-    }
+    one = sentence_of(token_lists)
+    reference = Tagger.load(model_dir, batch_size=BATCH_SIZE, threads=threads).tag(token_lists)
     out: dict = {"sentences": len(token_lists), "tokens": tokens, "batch1_tokens": len(one)}
-    reference = None
     for name, (backend, quantize) in VARIANTS.items():
         tagger = Tagger.load(
-            model_dir, backend=backend, quantize=quantize, batch_size=256, threads=threads
+            model_dir, backend=backend, quantize=quantize, batch_size=BATCH_SIZE, threads=threads
         )
-        tags = tagger.tag(token_lists)  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            tags = tagger.tag(token_lists)
-            best = min(best, time.perf_counter() - start)
-        if reference is None:
-            reference = tags
-        same = sum(
-            a == b for x, y in zip(tags, reference, strict=True) for a, b in zip(x, y, strict=True)
-        )
-        for _ in range(20):
-            tagger.tag([one])
-        latencies = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            tagger.tag([one])
-            latencies.append((time.perf_counter() - start) * 1000)
-        cuts = statistics.quantiles(latencies, n=100)
+        seconds, tags = best_pass(tagger, token_lists, repeats)
+        files = (INFO_NAME, ONNX_NAMES[quantize], CRF_NAME)
         out[name] = {
-            "tokens_per_s": tokens / best,
-            "seconds": best,
-            "agreement_with_torch": same / tokens,
-            "batch1_p50_ms": statistics.median(latencies),
-            "batch1_p99_ms": cuts[98],
+            "tokens_per_s": tokens / seconds,
+            "seconds": seconds,
+            "agreement_with_torch": _agreement(tags, reference),
+            **latency(tagger, one, calls),
             "batch1_calls": calls,
-            "model_bytes": sum((Path(model_dir) / f).stat().st_size for f in files[name]),
+            "model_bytes": sum((Path(model_dir) / f).stat().st_size for f in files),
         }
     command = [sys.executable, "-m", "benchmarks.tagger_rss", "--json", "--backend", "onnx"]
     command += ["--quantize", "int8", "--model-dir", str(model_dir), "--file", str(test_file)]
