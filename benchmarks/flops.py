@@ -42,7 +42,7 @@ def flops_per_token(
     ``settings`` holds the keys of ``conf/model/*.yaml`` (``word_embedding_dims``, ``char``,
     ``character_embedding_dims``, ``char_features_dims``, ``char_kernel_sizes``,
     ``char_features_lstm_dims``, ``casing_dims``, ``entity_tagger_lstm_dims``, ``lstm_layers``,
-    ``crf``); missing keys take :class:`~nerlab.models.tagger.TaggerConfig`'s defaults.
+    ``crf``); missing keys take :class:`~nerlab.models.bilstm_crf.TaggerConfig`'s defaults.
     ``char_positions_per_token`` (padded char columns, for the CNN) and ``chars_per_token``
     (real characters, for the char LSTM) are per token of the batches.
     """

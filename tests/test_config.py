@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from nerlab.training.metrics import MONITOR, MONITOR_MODE
 from nerlab.training.optim import FusedNAdam
 from nerlab.training.schedules import InverseTimeDecay
-from nerlab.training.tracking import MLflowLogger
+from nerlab.training.tracking import SharedStoreMLFlowLogger
 
 CONF = ROOT / "conf"
 
@@ -76,7 +76,7 @@ def test_mlflow_settings_live_in_the_logger_group(tmp_path, tiny_corpus):
     assert block.experiment_name == "old-style"
     assert block.tracking_uri == f"sqlite:///{tmp_path}/mlruns.db"
     logger = instantiate(block)
-    assert isinstance(logger, MLflowLogger)
+    assert isinstance(logger, SharedStoreMLFlowLogger)
     assert logger.log_pyfunc_model is True and logger.store_uri == block.tracking_uri
     with pytest.raises(ConfigCompositionException, match="mlflow.experiment_name"):
         compose_cfg(tmp_path, tiny_corpus, "mlflow.experiment_name=x")  # one spelling

@@ -8,7 +8,7 @@ import torch
 from conftest import compose_cfg, make_sentences, write_conll
 from safetensors.torch import load_file
 
-from nerlab.models.tagger import build_tagger
+from nerlab.models.bilstm_crf import build_tagger
 
 
 def _big_batch(seed: int = 0) -> dict[str, torch.Tensor]:

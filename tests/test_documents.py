@@ -19,7 +19,7 @@ from nerlab.data.conll import document_ids, read_conll
 from nerlab.data.encoding import FormTable, encode_split
 from nerlab.data.vocab import CharVocab, WordVocab
 from nerlab.errors import NerlabError
-from nerlab.models.tagger import BiLSTMTagger, TaggerConfig
+from nerlab.models.bilstm_crf import BiLSTMTagger, TaggerConfig
 
 BIN = Path(sys.executable).parent
 

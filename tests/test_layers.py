@@ -107,7 +107,7 @@ def _tiny_model_dir(path: Path) -> Path:
     """A saved model directory made without training: a real network with random weights."""
     from nerlab.data.vocab import CharVocab, TagVocab, Vocabularies, WordVocab
     from nerlab.inference.model_dir import build_info, save_model
-    from nerlab.models.tagger import build_tagger
+    from nerlab.models.bilstm_crf import build_tagger
 
     sentences = [["John", "lives", "in", "London"], ["Mary", "visited", "Paris", "."]]
     tags = [["S-PER", "O", "O", "S-LOC"], ["S-PER", "O", "S-LOC", "O"]]

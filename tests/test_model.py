@@ -18,9 +18,9 @@ from nerlab.data.tag_schemes import allowed_transitions
 from nerlab.data.vectors import load_pretrained
 from nerlab.data.vocab import WordVocab
 from nerlab.errors import ConfigError
+from nerlab.models.bilstm_crf import BiLSTMTagger, TaggerConfig
 from nerlab.models.char_encoder import CharCNN, CharLSTM
 from nerlab.models.embeddings import WordEmbedding
-from nerlab.models.tagger import BiLSTMTagger, TaggerConfig
 
 BIN = Path(sys.executable).parent
 

@@ -20,7 +20,7 @@ from nerlab.data.vocab import Vocabularies
 from nerlab.errors import ModelLoadError, NerlabError
 from nerlab.files import atomic_path, write_atomic
 from nerlab.inference.model_info import FORMAT, FORMAT_VERSION, INFO_NAME, WEIGHTS_NAME, read_info
-from nerlab.models.tagger import BiLSTMTagger, TaggerConfig, build_tagger
+from nerlab.models.bilstm_crf import BiLSTMTagger, TaggerConfig, build_tagger
 
 
 def build_info(

@@ -19,7 +19,7 @@ from nerlab.inference.model_info import CRF_NAME, ONNX_NAMES, read_info
 
 
 class TorchRunner:
-    """A :class:`~nerlab.models.tagger.BiLSTMTagger` on a device."""
+    """A :class:`~nerlab.models.bilstm_crf.BiLSTMTagger` on a device."""
 
     backend = "torch"
 

@@ -78,7 +78,7 @@ CHAR_ENCODERS = ("cnn", "lstm", "none")
 
 
 def build_char_encoder(config) -> nn.Module | None:
-    """The char encoder a :class:`~nerlab.models.tagger.TaggerConfig` (already checked) names,
+    """The char encoder a :class:`~nerlab.models.bilstm_crf.TaggerConfig` (already checked) names,
     or None for ``char="none"``."""
     if config.char == "cnn":
         return CharCNN(

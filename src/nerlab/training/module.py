@@ -1,5 +1,5 @@
 """`NERModule`: training, evaluation and prediction steps around the network of
-:func:`nerlab.models.tagger.build_tagger`.
+:func:`nerlab.models.bilstm_crf.build_tagger`.
 
 Steps, metrics and optimizers live here; the network lives in ``nerlab.models``. Scores are
 computed on IOB2 strings against the DataModule's gold tags, so an entity type never seen in
@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from nerlab.data.tag_schemes import ids_to_iob2
 from nerlab.errors import ConfigError
-from nerlab.models.tagger import build_tagger
+from nerlab.models.bilstm_crf import build_tagger
 from nerlab.training.metrics import EntityF1
 from nerlab.training.optim import FusedNAdam, clip_grad_norm
 

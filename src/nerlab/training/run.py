@@ -29,13 +29,13 @@ from nerlab.data.vectors import PretrainedVectors, load_pretrained, vector_cover
 from nerlab.errors import ConfigError
 from nerlab.files import write_atomic
 from nerlab.inference.model_dir import build_info, save_model
-from nerlab.models.tagger import check_settings
+from nerlab.models.bilstm_crf import check_settings
 from nerlab.training.checkpoint_io import AtomicCheckpointIO
 from nerlab.training.config import flatten, model_settings
 from nerlab.training.metrics import MONITOR, classification_report
 from nerlab.training.module import NERModule
 from nerlab.training.numerics import flush_denormals
-from nerlab.training.tracking import MLflowLogger, log_run_artifacts
+from nerlab.training.tracking import SharedStoreMLFlowLogger, log_run_artifacts
 
 RUN_ID_FILE = "mlflow_run_id.txt"
 
@@ -166,7 +166,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
     loggers = _loggers(cfg, resume_run_id)
-    mlflow_logger = next((lg for lg in loggers if isinstance(lg, MLflowLogger)), None)
+    mlflow_logger = next((lg for lg in loggers if isinstance(lg, SharedStoreMLFlowLogger)), None)
     # built as a partial, so that the objects handed over never pass through OmegaConf
     trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
         callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]

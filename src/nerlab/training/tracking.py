@@ -91,7 +91,7 @@ def _ensure_experiment(uri: str, name: str, artifact_location: str | None) -> No
             raise
 
 
-class MLflowLogger(MLFlowLogger):
+class SharedStoreMLFlowLogger(MLFlowLogger):
     """Lightning's MLflow logger on one fixed store, naming and tagging runs for comparison.
 
     ``run_name`` defaults to the experiment name followed by the command-line overrides
@@ -139,7 +139,7 @@ class MLflowLogger(MLFlowLogger):
 
 def log_run_artifacts(
     cfg: DictConfig,
-    logger: MLflowLogger,
+    logger: SharedStoreMLFlowLogger,
     summary: dict[str, Any],
     test_scores: dict | None,
     report: str | None,
@@ -170,7 +170,7 @@ def log_run_artifacts(
         log_pyfunc_model(logger, model_dir)
 
 
-def log_pyfunc_model(logger: MLflowLogger, model_dir: Path) -> str:
+def log_pyfunc_model(logger: SharedStoreMLFlowLogger, model_dir: Path) -> str:
     """Log the model directory as the run's MLflow model ``model`` (a model from code: MLflow
     stores ``nerlab/inference/pyfunc.py``, the package and the model directory, and loading it
     unpickles nothing)."""
