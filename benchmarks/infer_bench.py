@@ -166,7 +166,7 @@ def run_network(built, *, repeats: int = 3, max_sentences: int | None = None) ->
         "call": "net(batch) + net.decode (torch Viterbi) on the DataModule's encoded batches",
         "tokens": tokens,
         "sentences": len(split),
-        "batch_size": int(datamodule.eval_batch_size),
+        "batch_size": int(datamodule.hparams.eval_batch_size),
         "seconds": best,
         "tokens_per_s": tokens / best,
         "sentences_per_s": len(split) / best,

@@ -25,8 +25,9 @@ from nerlab.data.batching import (
     to_tensors,
 )
 from nerlab.data.conll import Sentence, convert_corpus, document_ids, read_conll, to_iob2
-from nerlab.data.encoding import EncodedSplit, FormTable, encode_split, unknown_id_rate
-from nerlab.data.vocab import CharVocab, TagVocab, Vocabularies, WordVocab
+from nerlab.data.corpus import hold_out, prepare_corpus
+from nerlab.data.encoding import EncodedSplit, FormTable, encode_split
+from nerlab.data.vocab import Vocabularies
 from nerlab.errors import DataFormatError, DownloadError, NerlabError
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,10 @@ class _BatchDataset(Dataset):
 class NERDataModule(L.LightningDataModule):
     """Column files (``train.txt``, ``valid.txt``, ``test.txt`` in ``dir``) as batches.
 
-    Sizes the model needs (vocabularies, tag count) are read from :attr:`vocabs` after
-    :meth:`setup`. ``extra_words`` (a predicate) lets words of the validation and test files
-    that have a pretrained vector join the word vocabulary, as Lample's ``all_emb`` did.
+    The arguments are ``conf/data``'s keys, kept as :attr:`hparams`. Sizes the model needs
+    (vocabularies, tag count) are read from :attr:`vocabs` after :meth:`setup`.
+    ``extra_words`` (a predicate) lets words of the validation and test files that have a
+    pretrained vector join the word vocabulary, as Lample's ``all_emb`` did.
     """
 
     def __init__(
@@ -106,6 +108,8 @@ class NERDataModule(L.LightningDataModule):
         extra_words: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
+        # the whole config is MLflow's params already: the Trainer does not log these again
+        self.save_hyperparameters(ignore=["extra_words"], logger=False)
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise NerlabError(f"data.{name} must be positive, found {value}")
@@ -118,31 +122,11 @@ class NERDataModule(L.LightningDataModule):
         # then the download) apply only to the data set's default folder (``dir`` unset).
         self.explicit_dir = bool(dir)
         self.dir = Path(dir) if dir else (Path(default_dir) if default_dir else None)
+        self.files = {"train": train_file, "val": val_file, "test": test_file}
+        self.local_copies = [Path(p) for p in local_copies or []]
+        self.extra_words = extra_words
         #: where the files were read from: ``{"origin": ..., "dir": ...}``, set by prepare_data
         self.source: dict[str, str] = {}
-        self.files = {"train": train_file, "val": val_file, "test": test_file}
-        self.dataset = dataset
-        self.download = download
-        self.local_copies = [Path(p) for p in local_copies or []]
-        self.tag_column = tag_column
-        self.source_scheme = source_scheme
-        self.tag_scheme = tag_scheme
-        self.on_invalid = on_invalid
-        self.lowercase = lowercase
-        self.zero_digits = zero_digits
-        self.min_freq = min_freq
-        self.singleton_unk_prob = singleton_unk_prob
-        self.word_length = word_length
-        self.sentence_length = sentence_length
-        self.val_fraction = val_fraction
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.seed = seed
-        self.extra_words = extra_words
-        self.documents = documents
-        self.batch_by_document = batch_by_document
         self.vocabs: Vocabularies | None = None
         self.splits: dict[str, EncodedSplit] = {}
         self.sentences: dict[str, list[Sentence]] = {}
@@ -171,12 +155,12 @@ class NERDataModule(L.LightningDataModule):
             return
         if self.explicit_dir:
             raise NerlabError(self._missing_message(missing))
-        if self.dataset is None or self.dir is None:
+        if self.hparams.dataset is None or self.dir is None:
             raise DataFormatError(missing[0], None, "an existing file", "no such file")
         from nerlab.data.download import sha256_file
         from nerlab.data.registry import get_dataset
 
-        spec = get_dataset(self.dataset)
+        spec = get_dataset(self.hparams.dataset)
         for copy in self.local_copies:
             if all(
                 (copy / name).exists() and sha256_file(copy / name) == f.sha256
@@ -193,7 +177,7 @@ class NERDataModule(L.LightningDataModule):
                 self.dir = copy
                 self._record("verified local copy")
                 return
-        if not self.download:
+        if not self.hparams.download:
             raise DownloadError(
                 f"{missing[0]} is missing and data.download=false; put the files of "
                 f"{spec.name} in a folder and run with data.dir=/that/folder"
@@ -241,9 +225,9 @@ class NERDataModule(L.LightningDataModule):
         path = self.path(split)
         if path is None:
             return None
-        raw = read_conll(path, self.tag_column)
+        raw = read_conll(path, self.hparams.tag_column)
         sentences, scheme, _ = to_iob2(
-            raw, path, source=self.source_scheme, on_invalid=self.on_invalid
+            raw, path, source=self.hparams.source_scheme, on_invalid=self.hparams.on_invalid
         )
         log.info("%s: %d sentences, tag scheme %s", path, len(sentences), scheme.upper())
         return sentences
@@ -252,109 +236,55 @@ class NERDataModule(L.LightningDataModule):
         if self.vocabs is not None:
             return  # parse and encode once, whatever stages follow
         self.prepare_data()
+        hp = self.hparams
         train = self._read("train")
         if train is None:
             raise NerlabError("data.train_file is required")
         val = self._read("val")
         if val is None:
-            rng = np.random.default_rng(self.seed)
-            order = rng.permutation(len(train))
-            n_val = max(1, int(round(self.val_fraction * len(train))))
-            val = [train[i] for i in sorted(order[:n_val])]
-            train = [train[i] for i in sorted(order[n_val:])]
-            log.info("no validation file: holding out %d training sentences", n_val)
-        test = self._read("test")
-        iob2 = {"train": train, "val": val, "test": test}
-        self.sentences = {k: v for k, v in iob2.items() if v is not None}
-
-        if self.sentence_length:
-            train = [
-                Sentence(
-                    s.tokens[: self.sentence_length], s.tags[: self.sentence_length], s.line, s.doc
-                )
-                for s in train
-            ]
-        words = WordVocab.build(
-            (s.tokens for s in train),
-            lowercase=self.lowercase,
-            zero_digits=self.zero_digits,
-            min_freq=self.min_freq,
+            train, val = hold_out(train, hp.val_fraction, hp.seed)
+            log.info("no validation file: holding out %d training sentences", len(val))
+        corpus = prepare_corpus(
+            train,
+            val,
+            self._read("test"),
+            tag_scheme=hp.tag_scheme,
+            lowercase=hp.lowercase,
+            zero_digits=hp.zero_digits,
+            min_freq=hp.min_freq,
+            word_length=hp.word_length,
+            sentence_length=hp.sentence_length,
+            documents=hp.documents,
+            extra_words=self.extra_words,
         )
-        if self.extra_words is not None:
-            for split in (val, test):
-                for s in split or ():
-                    for token in s.tokens:
-                        key = words.key(token)
-                        if key not in words.index and self.extra_words(token):
-                            words.add(key)
-        chars = CharVocab.build(w for s in train for w in s.tokens)
-        train_scheme = convert_corpus(train, self.tag_scheme)
-        tags = TagVocab.build((s.tags for s in train_scheme), self.tag_scheme)
-        self.vocabs = Vocabularies(words, chars, tags)
-        self._warn_unseen_types(tags)
-
-        self.table = FormTable(words, chars, self.word_length)
-        self.splits = {}
-        for name, sents in (("train", train), ("val", val), ("test", test)):
-            if sents is None:
-                continue
-            converted = train_scheme if name == "train" else convert_corpus(sents, self.tag_scheme)
-            self.splits[name] = encode_split(
-                converted,
-                self.table,
-                tags,
-                gold_iob2=[s.tags for s in sents],
-                docs=document_ids(sents, self.documents),
-            )
-        self.table.freeze()
-        self.stats = self._statistics()
+        self.vocabs, self.table = corpus.vocabs, corpus.table
+        self.splits, self.sentences = corpus.splits, corpus.sentences
+        for split, unseen in corpus.unseen_types().items():
+            for type_, sentence, offset in unseen:
+                log.warning(
+                    "%s:%d: entity type %s never occurs in the training data; "
+                    "its entities count as missed",
+                    self.path(split) or split,
+                    sentence.line + offset,
+                    type_,
+                )
+        self.stats = corpus.statistics()
 
     def encode_more(self, name: str, sentences: list[Sentence]) -> EncodedSplit:
         """Encode another labelled corpus (IOB2) against the frozen vocabularies."""
         assert self.vocabs is not None, "call setup() first"
-        converted = convert_corpus(sentences, self.tag_scheme)
+        converted = convert_corpus(sentences, self.hparams.tag_scheme)
         split = encode_split(
             converted,
             self.table,
             self.vocabs.tags,
             gold_iob2=[s.tags for s in sentences],
-            docs=document_ids(sentences, self.documents),
+            docs=document_ids(sentences, self.hparams.documents),
         )
         self.table.freeze()
         self.splits[name] = split
         self.sentences[name] = list(sentences)
         return split
-
-    def _warn_unseen_types(self, tags: TagVocab) -> None:
-        known = set(tags.types)
-        for split in ("val", "test"):
-            seen: set[str] = set()
-            for s in self.sentences.get(split, ()):
-                for offset, tag in enumerate(s.tags):
-                    type_ = tag[2:]
-                    if tag != "O" and type_ not in known and type_ not in seen:
-                        seen.add(type_)
-                        log.warning(
-                            "%s:%d: entity type %s never occurs in the training data; "
-                            "its entities count as missed",
-                            self.path(split) or split,
-                            s.line + offset,
-                            type_,
-                        )
-
-    def _statistics(self) -> dict[str, float]:
-        assert self.vocabs is not None
-        stats: dict[str, float] = {
-            "vocab_words": len(self.vocabs.words),
-            "vocab_chars": len(self.vocabs.chars),
-            "num_tags": len(self.vocabs.tags),
-        }
-        for name, split in self.splits.items():
-            stats[f"{name}_sentences"] = len(split)
-            stats[f"{name}_tokens"] = split.num_tokens
-            if name != "train":
-                stats[f"{name}_oov_rate"] = round(unknown_id_rate(split, self.table), 6)
-        return stats
 
     @property
     def entity_types(self) -> list[str]:
@@ -373,46 +303,44 @@ class NERDataModule(L.LightningDataModule):
         return trainer.world_size, trainer.global_rank
 
     def _loader(self, split: EncodedSplit, sampler, singleton_unk_prob: float = 0.0) -> DataLoader:
-        memory = self.batch_by_document
+        hp = self.hparams
         return DataLoader(
-            _BatchDataset(split, self.table, singleton_unk_prob, self.seed, memory),
+            _BatchDataset(split, self.table, singleton_unk_prob, hp.seed, hp.batch_by_document),
             sampler=sampler,
             batch_size=None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        split = self.splits["train"]
+        split, hp = self.splits["train"], self.hparams
         replicas, rank = self._replicas()
-        if self.batch_by_document:
+        if hp.batch_by_document:
             sampler = DocumentBatchSampler(
                 split.documents(),
-                self.batch_size,
+                hp.batch_size,
                 shuffle=True,
-                seed=self.seed,
+                seed=hp.seed,
                 num_replicas=replicas,
                 rank=rank,
                 lengths=split.lengths,
             )
         else:
             sampler = BucketBatchSampler(
-                split.lengths, self.batch_size, seed=self.seed, num_replicas=replicas, rank=rank
+                split.lengths, hp.batch_size, seed=hp.seed, num_replicas=replicas, rank=rank
             )
-        return self._loader(split, sampler, self.singleton_unk_prob)
+        return self._loader(split, sampler, hp.singleton_unk_prob)
 
     def eval_dataloader(self, name: str) -> DataLoader:
-        split = self.splits[name]
+        split, size = self.splits[name], self.hparams.eval_batch_size
         replicas, rank = self._replicas()
-        if self.batch_by_document:
+        if self.hparams.batch_by_document:
             sampler = DocumentBatchSampler(
-                split.documents(), self.eval_batch_size, num_replicas=replicas, rank=rank
+                split.documents(), size, num_replicas=replicas, rank=rank
             )
         else:
-            sampler = SortedBatchSampler(
-                split.lengths, self.eval_batch_size, num_replicas=replicas, rank=rank
-            )
+            sampler = SortedBatchSampler(split.lengths, size, num_replicas=replicas, rank=rank)
         return self._loader(split, sampler)
 
     def val_dataloader(self) -> DataLoader:

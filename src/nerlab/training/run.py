@@ -61,7 +61,11 @@ def build_data_and_model(
         load_pretrained(cfg.model.embeddings) if load_vectors and cfg.model.embeddings else None
     )
     extend = vectors is not None and cfg.model.embeddings_extend_vocab
-    datamodule = instantiate(cfg.data, extra_words=vectors.__contains__ if extend else None)
+    # plain Python arguments: the DataModule's hparams go into checkpoints that load with
+    # weights_only=True, which refuses OmegaConf containers
+    datamodule = instantiate(
+        cfg.data, _convert_="all", extra_words=vectors.__contains__ if extend else None
+    )
     datamodule.setup("fit")
     vocabs = datamodule.vocabs
     module = NERModule(
@@ -148,52 +152,14 @@ def _loggers(cfg: DictConfig, resume_run_id: str | None) -> list:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train, select on validation, test, save, log. Returns the summary printed as JSON."""
-    if cfg.monitor != MONITOR:
-        raise ConfigError(
-            f"monitor must be {MONITOR!r} (the metric the model logs), found {cfg.monitor!r}"
-        )
-    check_settings(model_settings(cfg))
-    flush_denormals()
-    if cfg.trainer.get("deterministic"):
-        # cuBLAS needs a fixed workspace to be deterministic (PyTorch's reproducibility notes)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    L.seed_everything(cfg.seed, workers=True)
+    prepare_run(cfg)
     ckpt_path, resume_run_id = resolve_checkpoint(cfg)
     datamodule, module, _ = build_data_and_model(cfg)
-
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    if not cfg.trainer.get("enable_progress_bar", True):  # the user's switch wins
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
-    loggers = _loggers(cfg, resume_run_id)
-    mlflow_logger = next((lg for lg in loggers if isinstance(lg, SharedStoreMLFlowLogger)), None)
-    # built as a partial, so that the objects handed over never pass through OmegaConf
-    trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
-        callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
-    )
-    if mlflow_logger is not None and resume_run_id is None:  # a resumed run keeps its params
-        params = flatten(OmegaConf.to_container(cfg, resolve=True))
-        params.update({f"data_stats.{k}": v for k, v in datamodule.stats.items()})
-        params.update({f"data_source.{k}": v for k, v in datamodule.source.items()})
-        mlflow_logger.log_hyperparams(params)
-    if mlflow_logger is not None and checkpoint is not None and trainer.is_global_zero:
-        write_atomic(Path(checkpoint.dirpath).parent / RUN_ID_FILE, mlflow_logger.run_id)
-
+    trainer, checkpoint, mlflow_logger = build_trainer(cfg, resume_run_id)
+    start_tracking(cfg, datamodule, trainer, checkpoint, mlflow_logger, resume_run_id)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-
-    best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    if checkpoint is not None and checkpoint.best_model_score is not None:
-        val_f1 = float(checkpoint.best_model_score)
-    else:
-        val_f1 = float(trainer.callback_metrics.get(MONITOR, float("nan")))
-    test_scores = None
-    if cfg.test and datamodule.splits.get("test") is not None:
-        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None)
-        test_scores = module.last_scores["test"]
-    elif best_path:  # keep the selected weights for saving
-        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-
+    val_f1, best_path = selected_checkpoint(trainer, checkpoint)
+    test_scores = evaluate_selected(cfg, trainer, module, datamodule, best_path)
     summary: dict[str, Any] = {
         "run_id": mlflow_logger.run_id if mlflow_logger is not None else None,
         "model_dir": None,
@@ -204,15 +170,111 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "best_checkpoint": best_path or None,
     }
-    if not trainer.is_global_zero:
-        _leave_process_group()
-        return summary
+    if trainer.is_global_zero:
+        summary["model_dir"] = save_and_log(
+            cfg, datamodule, module, summary, test_scores, mlflow_logger
+        )
+    _leave_process_group()
+    return summary
 
+
+def prepare_run(cfg: DictConfig) -> None:
+    """Check what can be checked before any work; set the process up (no subnormal floats,
+    deterministic cuBLAS when asked, the seed)."""
+    if cfg.monitor != MONITOR:
+        raise ConfigError(
+            f"monitor must be {MONITOR!r} (the metric the model logs), found {cfg.monitor!r}"
+        )
+    check_settings(model_settings(cfg))
+    flush_denormals()
+    if cfg.trainer.get("deterministic"):
+        # cuBLAS needs a fixed workspace to be deterministic (PyTorch's reproducibility notes)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    L.seed_everything(cfg.seed, workers=True)
+
+
+def build_trainer(
+    cfg: DictConfig, resume_run_id: str | None
+) -> tuple[L.Trainer, ModelCheckpoint | None, SharedStoreMLFlowLogger | None]:
+    """The Trainer with ``cfg``'s callbacks and loggers; its checkpoint callback and MLflow
+    logger (or None)."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not cfg.trainer.get("enable_progress_bar", True):  # the user's switch wins
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    loggers = _loggers(cfg, resume_run_id)
+    mlflow_logger = next((lg for lg in loggers if isinstance(lg, SharedStoreMLFlowLogger)), None)
+    # built as a partial, so that the objects handed over never pass through OmegaConf
+    trainer: L.Trainer = instantiate(cfg.trainer, _partial_=True)(
+        callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+    return trainer, checkpoint, mlflow_logger
+
+
+def start_tracking(
+    cfg: DictConfig,
+    datamodule: NERDataModule,
+    trainer: L.Trainer,
+    checkpoint: ModelCheckpoint | None,
+    mlflow_logger: SharedStoreMLFlowLogger | None,
+    resume_run_id: str | None,
+) -> None:
+    """Log the run's params (the composed config, the data's statistics and source) unless it
+    resumes, and note its MLflow run beside the checkpoints so that a resume finds it."""
+    if mlflow_logger is None:
+        return
+    if resume_run_id is None:  # a resumed run keeps its params
+        params = flatten(OmegaConf.to_container(cfg, resolve=True))
+        params.update({f"data_stats.{k}": v for k, v in datamodule.stats.items()})
+        params.update({f"data_source.{k}": v for k, v in datamodule.source.items()})
+        mlflow_logger.log_hyperparams(params)
+    if checkpoint is not None and trainer.is_global_zero:
+        write_atomic(Path(checkpoint.dirpath).parent / RUN_ID_FILE, mlflow_logger.run_id)
+
+
+def selected_checkpoint(
+    trainer: L.Trainer, checkpoint: ModelCheckpoint | None
+) -> tuple[float, str]:
+    """The validation F1 of the selected epoch and its checkpoint ("" without one)."""
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        return float(checkpoint.best_model_score), best_path
+    return float(trainer.callback_metrics.get(MONITOR, float("nan"))), best_path
+
+
+def evaluate_selected(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: NERModule,
+    datamodule: NERDataModule,
+    best_path: str,
+) -> dict | None:
+    """The test scores of the selected weights (None without a test split or ``test=false``);
+    either way ``module`` ends up holding those weights."""
+    if cfg.test and datamodule.splits.get("test") is not None:
+        trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None)
+        return module.last_scores["test"]
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    return None
+
+
+def save_and_log(
+    cfg: DictConfig,
+    datamodule: NERDataModule,
+    module: NERModule,
+    summary: dict[str, Any],
+    test_scores: dict | None,
+    mlflow_logger: SharedStoreMLFlowLogger | None,
+) -> str:
+    """Save the model directory, log the artifacts and the MLflow model, print the report;
+    returns the directory."""
     info = model_info(
         cfg,
         datamodule,
         module.net,
-        scores={"val_f1": val_f1, "test": test_scores},
+        scores={"val_f1": summary["val_f1"], "test": test_scores},
         mlflow_run_id=summary["run_id"],
     )
     _, info_file = save_model(
@@ -222,14 +284,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         model_path=cfg.model_path,
         model_info_path=cfg.model_info_path,
     )
-    summary["model_dir"] = str(info_file.parent.resolve())
+    model_dir = str(info_file.parent.resolve())
     report = classification_report(test_scores) if test_scores else None
     if mlflow_logger is not None:
+        summary = {**summary, "model_dir": model_dir}
         log_run_artifacts(cfg, mlflow_logger, summary, test_scores, report, info_file.parent)
     if report:
         print(report, file=sys.stderr)
-    _leave_process_group()
-    return summary
+    return model_dir
 
 
 def _leave_process_group() -> None:
