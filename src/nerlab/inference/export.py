@@ -71,12 +71,28 @@ def sample_batch(vocabs, word_length, sentences: int = 6) -> dict[str, np.ndarra
 def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> dict:
     """Write ``model.onnx`` (and with ``quantize="int8"`` also ``model.int8.onnx``) and
     ``crf.safetensors`` into ``model_dir``; return what was written and the check's figures."""
-    import onnx
-    from safetensors.numpy import save_file
-
     if quantize not in ONNX_NAMES:
         raise NerlabError(f"quantize must be int8 or none, found {quantize!r}")
     model_dir = Path(model_dir)
+    net, vocabs, info = _exportable(model_dir)
+    batch = sample_batch(vocabs, (info.get("data") or {}).get("word_length"))
+    args = tuple(torch.from_numpy(batch[name]) for name in INPUTS)
+    with torch.no_grad():
+        reference = net(dict(zip(INPUTS, args, strict=True))).numpy()
+    written = {}
+    fp32 = model_dir / ONNX_NAMES[None]
+    with tempfile.TemporaryDirectory() as tmp:
+        exported = Path(tmp) / "model.onnx"
+        _export(net, args, exported, model_dir)
+        written["onnx"] = _check_and_write(exported, fp32, batch, reference, model_dir)
+        if quantize == "int8":
+            written["int8"] = _quantize(fp32, model_dir / ONNX_NAMES["int8"], batch, reference)
+    written.update(_write_crf(net, model_dir))
+    return {"model_dir": str(model_dir), "opset": OPSET, **written}
+
+
+def _exportable(model_dir: Path):
+    """The saved model, refused when it cannot be exported."""
     net, vocabs, info = load_model(model_dir)
     net.eval()
     if net.config.document_memory:
@@ -86,31 +102,26 @@ def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> di
             f"{model_dir}: a document-memory model (model.document_memory=true) cannot be "
             "exported yet; tag it with the torch backend"
         )
-    batch = sample_batch(vocabs, (info.get("data") or {}).get("word_length"))
-    args = tuple(torch.from_numpy(batch[name]) for name in INPUTS)
-    with torch.no_grad():
-        reference = net(dict(zip(INPUTS, args, strict=True))).numpy()
+    return net, vocabs, info
+
+
+def _export(net, args: tuple, path: Path, model_dir: Path) -> None:
+    """``torch.onnx.export`` of the network (dynamic batch, length, forms and word width) to
+    ``path``, quietly; a failure is one line naming the model."""
     dims = {n: torch.export.Dim(n) for n in ("batch", "length", "forms", "width")}
-    shapes = (
-        {0: dims["batch"], 1: dims["length"]},
-        {0: dims["batch"], 1: dims["length"]},
-        {0: dims["forms"], 1: dims["width"]},
-        {0: dims["forms"]},
-        {0: dims["batch"], 1: dims["length"]},
-        {0: dims["batch"], 1: dims["length"]},
-    )
-    written = {}
-    fp32 = model_dir / ONNX_NAMES[None]
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quiet = logging.getLogger("torch.onnx")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
+    tokens, forms = {0: dims["batch"], 1: dims["length"]}, {0: dims["forms"]}
+    # in INPUTS order: word_ids, form_index, char_ids, char_lengths, casing, mask
+    shapes = (tokens, tokens, {**forms, 1: dims["width"]}, forms, tokens, tokens)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Emissions(net),
                 args,
-                f"{tmp}/model.onnx",
+                str(path),
                 dynamo=True,
                 input_names=list(INPUTS),
                 output_names=["emissions"],
@@ -119,37 +130,42 @@ def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> di
                 external_data=False,
                 verbose=False,
             )
-        except Exception as err:  # the exporter raises many types; say which model failed
-            raise NerlabError(
-                f"{model_dir}: torch.onnx.export failed ({type(err).__name__}: "
-                f"{str(err).splitlines()[0][:200]})"
-            ) from None
-        finally:
-            quiet.setLevel(level)
-        onnx.checker.check_model(f"{tmp}/model.onnx", full_check=True)
-        difference = _max_difference(f"{tmp}/model.onnx", batch, reference)
-        if difference > TOLERANCE:
-            raise NerlabError(
-                f"{model_dir}: the ONNX model's scores differ from PyTorch's by {difference:.2e} "
-                f"(more than {TOLERANCE:g}); not written"
-            )
-        with atomic_path(fp32) as target:
-            Path(f"{tmp}/model.onnx").replace(target)
-        written["onnx"] = {
-            "file": fp32.name,
-            "bytes": fp32.stat().st_size,
-            "max_difference": difference,
-        }
-        if quantize == "int8":
-            written["int8"] = _quantize(fp32, model_dir / ONNX_NAMES["int8"], batch, reference)
-    if net.crf is not None:
-        transitions, start, end = (t.numpy() for t in net.crf.inference_parameters())
-        with atomic_path(model_dir / CRF_NAME) as target:
-            save_file({"transitions": transitions, "start": start, "end": end}, str(target))
-        written["crf"] = {"file": CRF_NAME}
-    elif (model_dir / CRF_NAME).exists():
-        (model_dir / CRF_NAME).unlink()
-    return {"model_dir": str(model_dir), "opset": OPSET, **written}
+    except Exception as err:  # the exporter raises many types; say which model failed
+        raise NerlabError(
+            f"{model_dir}: torch.onnx.export failed ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]})"
+        ) from None
+    finally:
+        quiet.setLevel(level)
+
+
+def _check_and_write(exported: Path, target: Path, batch, reference, model_dir: Path) -> dict:
+    """``onnx.checker`` and the comparison with PyTorch's scores, then the file put in place."""
+    import onnx
+
+    onnx.checker.check_model(str(exported), full_check=True)
+    difference = _max_difference(exported, batch, reference)
+    if difference > TOLERANCE:
+        raise NerlabError(
+            f"{model_dir}: the ONNX model's scores differ from PyTorch's by {difference:.2e} "
+            f"(more than {TOLERANCE:g}); not written"
+        )
+    with atomic_path(target) as tmp:
+        exported.replace(tmp)
+    return {"file": target.name, "bytes": target.stat().st_size, "max_difference": difference}
+
+
+def _write_crf(net, model_dir: Path) -> dict:
+    """The CRF's scores (constraints added) beside the graph, or no such file without a CRF."""
+    from safetensors.numpy import save_file
+
+    if net.crf is None:
+        (model_dir / CRF_NAME).unlink(missing_ok=True)
+        return {}
+    transitions, start, end = (t.numpy() for t in net.crf.inference_parameters())
+    with atomic_path(model_dir / CRF_NAME) as target:
+        save_file({"transitions": transitions, "start": start, "end": end}, str(target))
+    return {"crf": {"file": CRF_NAME}}
 
 
 def _max_difference(path, batch, reference) -> float:
