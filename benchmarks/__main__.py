@@ -9,12 +9,15 @@ ours / peer (above 1: nerlab is faster). The parts, in the order they run
 3. ``optim``: the NAdam step, ours against torch's;
 4. ``train``: epochs of ``make train`` as a user runs it, beside flair's ``ModelTrainer``;
    the bare training loop as a secondary figure;
-5. ``infer``: the public ``Tagger`` on the test split beside spaCy and flair; the network
+5. ``overhead``: ``make train``'s epoch with and without its progress bar, logger and
+   callbacks;
+6. ``vocab``: the time per training token at 25k, 100k and 400k words, row-wise and dense;
+7. ``infer``: the public ``Tagger`` on the test split beside spaCy and flair; the network
    alone as a secondary figure;
-6. ``size``: the model directory, the tagger's cold start and peak memory;
-7. ``flops``: FLOPs per token against the measured matmul peak;
-8. ``onnx``: the exported tagger, fp32 and int8, beside the torch ``Tagger``;
-9. ``serve``: the batching server under 16 concurrent clients (``make bench-serve``).
+8. ``size``: the model directory, the tagger's cold start and peak memory;
+9. ``flops``: FLOPs per token against the measured matmul peak;
+10. ``onnx``: the exported tagger, fp32 and int8, beside the torch ``Tagger``;
+11. ``serve``: the batching server under 16 concurrent clients (``make bench-serve``).
 
 Options (``key=value``, :mod:`benchmarks.options`): ``data_dir``, ``quick``, ``peers``,
 ``threads``, ``out_dir``, ``parts``, ``timeout``.

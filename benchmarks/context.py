@@ -108,9 +108,9 @@ class Context:
         """The default model of ``make train`` on ``data_dir``, untrained
         (:class:`benchmarks.default_model.DefaultModel`)."""
         if self._built is None:
-            from benchmarks.default_model import build_default_model, compose_config
+            from benchmarks.default_model import bench_config, build_default_model
 
-            self._built = build_default_model(compose_config(self.data_dir))
+            self._built = build_default_model(bench_config(self.data_dir))
         return self._built
 
     def model_dir(self) -> Path:

@@ -24,7 +24,7 @@ class DefaultModel:
     vectors: Any  # PretrainedVectors or None
 
 
-def compose_config(data_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+def bench_config(data_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """``conf/train.yaml`` with its defaults, reading the three files of ``data_dir``."""
     from nerlab.training.config import compose
 

@@ -249,9 +249,9 @@ def _bare_trainer(cfg, quick: bool, counter: Throughput) -> L.Trainer:
 def measure_bare(data_dir: str, *, quick: bool = False) -> dict:
     import torch
 
-    from benchmarks.default_model import build_default_model, compose_config
+    from benchmarks.default_model import bench_config, build_default_model
 
-    cfg, _ = sentence_level(lambda given: compose_config(data_dir, given), [])
+    cfg, _ = sentence_level(lambda given: bench_config(data_dir, given), [])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     built = build_default_model(cfg)
     module, datamodule = built.module, built.datamodule

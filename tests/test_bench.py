@@ -230,6 +230,28 @@ FAKE_RESULTS = {
         "onnx_int8_process": {"peak_rss_mb": 80.0, "cold_start_s": 0.2, "torch_imported": False},
     },
     "serve": {"requests_per_s": 1000.0, "p50_ms": 10.0, "p99_ms": 20.0, "errors": 0},
+    "overhead": {
+        "variants": {
+            name: {"train_seconds": seconds, "vs_loop": seconds / 5.0, "epochs": [6.0, seconds]}
+            for name, seconds in (
+                ("as_run", 5.2),
+                ("bar_every_batch", 6.5),
+                ("no_progress_bar", 5.1),
+                ("no_mlflow", 5.15),
+                ("loop_only", 5.0),
+            )
+        }
+    },
+    "vocab": {
+        "runs": [
+            {"words": w, "sparse_rows": rows, "us_per_token": t, "vs_smallest": t / small}
+            for rows, small, sizes in (
+                (True, 40.0, (40.0, 41.0, 44.0)),
+                (False, 50.0, (50.0, 90.0, 300.0)),
+            )
+            for w, t in zip((25_000, 100_000, 400_000), sizes, strict=True)
+        ]
+    },
 }
 
 
@@ -242,7 +264,8 @@ def _fake_context(tmp_path, *options: str) -> Context:
 def test_every_measurement_of_every_part_has_a_fake_result():
     names = {m.name for part in PARTS for m in part.measurements}
     assert names == set(FAKE_RESULTS)
-    order = ("data", "crf", "optim", "train", "infer", "size", "flops", "onnx", "serve")
+    order = ("data", "crf", "optim", "train", "overhead", "vocab", "infer", "size", "flops")
+    order = (*order, "onnx", "serve")
     assert PART_NAMES == order
 
 
@@ -272,6 +295,23 @@ def test_each_parts_keys_reach_the_json_line_and_its_rows_the_table(tmp_path):
     assert [row.figure for row in rows] == [line.split("|")[0].strip() for line in figures]
     assert summary["threads"]["train"] == 2 and summary["threads"]["spacy_infer"] == 1
     assert summary["quick"] is False
+
+
+def test_overhead_and_vocabulary_keys(tmp_path):
+    keys, _ = collect(_fake_context(tmp_path))
+    assert keys["overhead_as_run_epoch_seconds"] == 5.2
+    assert keys["overhead_bar_every_batch_vs_loop"] == pytest.approx(1.3)
+    assert keys["vocab_400k_rows_vs_smallest"] == pytest.approx(1.1)
+    assert keys["vocab_400k_dense_vs_smallest"] == pytest.approx(6.0)
+    assert keys["vocab_25k_dense_us_per_token"] == 50.0
+
+
+def test_the_overhead_variants_change_one_thing_each():
+    from benchmarks.overhead_bench import VARIANTS
+
+    assert VARIANTS["as_run"] == []
+    assert VARIANTS["no_progress_bar"] == ["trainer.enable_progress_bar=false"]
+    assert "~logger.mlflow" in VARIANTS["no_mlflow"] and "~logger.mlflow" in VARIANTS["loop_only"]
 
 
 def test_peers_false_leaves_the_peer_keys_out_and_says_why(tmp_path):

@@ -3,13 +3,27 @@ the JSON line and its table rows (:class:`benchmarks.parts.part.Part`)."""
 
 from __future__ import annotations
 
-from benchmarks.parts import crf, data, flops, infer, onnx, optim, serve, size, train
+from benchmarks.parts import (
+    crf,
+    data,
+    flops,
+    infer,
+    onnx,
+    optim,
+    overhead,
+    serve,
+    size,
+    train,
+    vocab,
+)
 
 PARTS = (
     data.PART,
     crf.PART,
     optim.PART,
     train.PART,
+    overhead.PART,
+    vocab.PART,
     infer.PART,
     size.PART,
     flops.PART,

@@ -15,7 +15,7 @@ from benchmarks.report import Row
 
 def _run(ctx) -> dict:
     from benchmarks import flops
-    from benchmarks.default_model import compose_config, model_settings
+    from benchmarks.default_model import bench_config, model_settings
 
     quick = ctx.quick
     out: dict = {"peak": flops.peak_gflops(1024 if quick else 2048, 2 if quick else 5)}
@@ -27,7 +27,7 @@ def _run(ctx) -> dict:
         train_chars = flops.char_positions(dm.train_dataloader(), limit)
         eval_chars = flops.char_positions(dm.test_dataloader(), limit)
     else:
-        settings, num_tags = model_settings(compose_config(ctx.data_dir)), 17
+        settings, num_tags = model_settings(bench_config(ctx.data_dir)), 17
         train_chars, eval_chars = {}, {}
         ctx.notes["flops"] = "no data: K=17 and default characters per token assumed"
     out.update(settings=settings, num_tags=num_tags)

@@ -114,6 +114,8 @@ class NERModule(L.LightningModule):
         self.log("epoch_time_s", seconds)
         self.log("train_time_s", train_seconds)
         self.log("train_sentences_per_s", self._sentences_seen / max(train_seconds, 1e-9))
+        if self.device.type == "cuda":
+            self.log("gpu_peak_memory_mb", torch.cuda.max_memory_allocated(self.device) / 2**20)
         metrics = self.trainer.callback_metrics
         parts = [f"epoch {self.current_epoch}"]
         for key in ("train_loss", "val_f1"):
