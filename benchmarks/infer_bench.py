@@ -8,8 +8,9 @@
   (p50 and p99 of ``calls`` calls after 20 warm-up calls).
 * :func:`run_network` (a secondary, network-only figure): under ``torch.inference_mode()``,
   the DataModule's already encoded test batches (``eval_batch_size``, 256 by default, sorted by
-  length) through the network and the CRF's batched torch Viterbi, nothing else; best of
-  ``repeats`` passes after a warm-up pass; and one sentence per batch.
+  length) through the network to its emission scores, nothing else (no decoding: taggers
+  decode in NumPy, whatever runs the network); best of ``repeats`` passes after a warm-up
+  pass; and one sentence per batch.
 
 Speed does not depend on the weights, so the model may be randomly initialised.
 """
@@ -118,9 +119,8 @@ def _tag_batches(net, batches) -> int:
     tokens = 0
     with torch.inference_mode():
         for batch in batches:
-            mask = batch["mask"]
-            net.decode(net(batch), mask)
-            tokens += int(mask.sum())
+            net(batch)
+            tokens += int(batch["mask"].sum())
     return tokens
 
 
@@ -135,7 +135,7 @@ def _network_passes(net, datamodule, repeats: int) -> tuple[int, float]:
 
 
 def run_network(built, *, repeats: int = 3, max_sentences: int | None = None) -> dict:
-    """The network and the torch CRF's Viterbi on encoded batches (module docstring)."""
+    """The network's emission scores on encoded batches (module docstring)."""
     import torch
 
     from nerlab.data.batching import make_batch, to_tensors
@@ -163,7 +163,7 @@ def run_network(built, *, repeats: int = 3, max_sentences: int | None = None) ->
         if net.crf is not None:
             net.crf.backend = backend
     return {
-        "call": "net(batch) + net.decode (torch Viterbi) on the DataModule's encoded batches",
+        "call": "net(batch) (emission scores) on the DataModule's encoded batches",
         "tokens": tokens,
         "sentences": len(split),
         "batch_size": int(datamodule.hparams.eval_batch_size),

@@ -31,9 +31,12 @@ def test_worker_threads_inherit_flush_to_zero():
 
 
 def test_count_subnormal():
-    values = torch.tensor([0.0, 1e-39, -1e-40, 1e-37, 1.0, float("inf")])
-    assert count_subnormal(values) == 2
-    assert count_subnormal(values.double()) == 0  # normal numbers in float64
+    # built from bits: with flush-to-zero already set in this process (by a training test),
+    # a literal 1e-39 would be read as 0
+    bits = torch.tensor([0, 1, 0x007FFFFF, 0x80000010, 0x00800000, 0x3F800000, 0x7F800000])
+    values = bits.to(torch.int32).view(torch.float32)  # 0, 3 subnormals, 1.2e-38, 1, inf
+    assert count_subnormal(values) == 3
+    assert count_subnormal(torch.tensor([1, 2], dtype=torch.int64).view(torch.float64)) == 2
 
 
 def test_training_leaves_no_subnormal_optimizer_state(tmp_path):
@@ -55,7 +58,7 @@ def test_training_leaves_no_subnormal_optimizer_state(tmp_path):
         tmp_path,
         corpus,
         "trainer.max_epochs=3",
-        "optimizer.sparse_rows=false",
+        "+optimizer.sparse_rows=false",
         "+optimizer.betas=[0.001,0.001]",
         "data.singleton_unk_prob=0",
         "logger.mlflow.log_model=false",

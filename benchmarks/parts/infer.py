@@ -3,8 +3,8 @@
 * ``infer`` (the headline, :func:`benchmarks.infer_bench.run_tagger`): the public
   ``nerlab.Tagger`` loaded from a saved model directory of the default model, tokens in and
   tags out, batches of 256; its ratios against spaCy and flair are on this figure;
-* ``network_infer`` (:func:`benchmarks.infer_bench.run_network`): the network and the CRF's
-  torch Viterbi alone on already encoded batches, a secondary figure named as such;
+* ``network_infer`` (:func:`benchmarks.infer_bench.run_network`): the network alone (to its
+  emission scores) on already encoded batches, a secondary figure named as such;
 * ``spacy_infer`` and ``flair_infer`` (the peers' venv): their whole ``nlp.pipe`` and
   ``predict`` calls (:mod:`benchmarks.spacy_bench`, :mod:`benchmarks.flair_bench`).
 """
@@ -118,7 +118,7 @@ def rows(ctx, k: dict) -> list[Row]:
         Row("infer: Tagger.tag, one sentence a call (tokens/s)", k["infer_tokens_per_s_batch1"]),
         Row("infer: Tagger.tag, one 20-token sentence, p50 (ms)", k["infer_batch1_p50_ms"]),
         Row(
-            f"infer: network only, encoded batches of {network_batch} + torch Viterbi (tokens/s)",
+            f"infer: network only (emission scores), encoded batches of {network_batch} (tokens/s)",
             k["network_infer_tokens_per_s"],
             note=ctx.why("network_infer"),
         ),

@@ -31,9 +31,9 @@ class TorchRunner:
         self.torch = torch
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
-        self.crf = None
+        self.crf_scores = None
         if net.crf is not None:
-            self.crf = tuple(t.numpy() for t in net.crf.inference_parameters())
+            self.crf_scores = tuple(t.numpy() for t in net.crf.inference_parameters())
 
     def emissions(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         from nerlab.data.batching import to_tensors
@@ -85,11 +85,11 @@ class OnnxRunner:
         except Exception as err:  # onnxruntime raises its own untyped errors
             raise ModelLoadError(f"{path}: not a loadable ONNX model ({err})") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.crf = None
+        self.crf_scores = None
         crf_file = model_dir / CRF_NAME
         if crf_file.exists():
             scores = load_file(str(crf_file))
-            self.crf = tuple(scores[k] for k in ("transitions", "start", "end"))
+            self.crf_scores = tuple(scores[k] for k in ("transitions", "start", "end"))
         self.path = path
         self.quantize = quantize
 

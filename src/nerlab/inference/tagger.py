@@ -136,7 +136,7 @@ class Tagger:
 
     @property
     def has_crf(self) -> bool:
-        return self.runner.crf is not None
+        return self.runner.crf_scores is not None
 
     @property
     def entity_types(self) -> list[str]:
@@ -204,8 +204,8 @@ class Tagger:
                 continue
             emissions = self.runner.emissions(batch)
             mask = batch["mask"]
-            if self.runner.crf is not None:
-                id_rows = crf_numpy.viterbi(emissions, mask, *self.runner.crf).tolist()
+            if self.runner.crf_scores is not None:
+                id_rows = crf_numpy.viterbi(emissions, mask, *self.runner.crf_scores).tolist()
             else:
                 id_rows = emissions.argmax(-1).tolist()
             for row, (idx, n) in enumerate(zip(indices.tolist(), lengths.tolist(), strict=True)):
@@ -254,7 +254,7 @@ class Tagger:
         allowed = np.ones((len(windows), width, emissions.shape[2]), dtype=bool)  # (N, W, K)
         for i, window in enumerate(windows):
             allowed[i, : window.shape[0]] = window
-        crf = self.runner.crf
+        crf = self.runner.crf_scores
         used = sorted(set(rows))
         messages = None
         if crf is not None:

@@ -43,7 +43,17 @@ def subnormal_results(size: int = 1 << 20) -> int:
     return count_subnormal(values * 1e-10)
 
 
+#: (integer view, exponent bits, mantissa bits) of the float types
+_LAYOUT = {
+    torch.float32: (torch.int32, 0x7F800000, 0x007FFFFF),
+    torch.float64: (torch.int64, 0x7FF0000000000000, 0x000FFFFFFFFFFFFF),
+}
+
+
 def count_subnormal(tensor: torch.Tensor) -> int:
-    """The number of subnormal elements of a floating-point tensor."""
-    magnitude = tensor.detach().abs()
-    return int(((magnitude > 0) & (magnitude < torch.finfo(tensor.dtype).tiny)).sum())
+    """The number of subnormal elements of a float32 or float64 tensor: a zero exponent and a
+    non-zero mantissa, read from the bits (with denormals-are-zero set, a float comparison
+    would see them as 0)."""
+    integer, exponent, mantissa = _LAYOUT[tensor.dtype]
+    bits = tensor.detach().contiguous().view(integer)
+    return int((((bits & exponent) == 0) & ((bits & mantissa) != 0)).sum())
