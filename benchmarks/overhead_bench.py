@@ -32,7 +32,7 @@ import lightning as L
 from benchmarks.epochs import steady
 from benchmarks.peers import print_result
 
-EPOCHS = 3
+EPOCHS = 5
 QUICK_BATCHES = 40
 NO_LOGGER = ["~logger.mlflow", "~callbacks.lr_monitor"]
 VARIANTS = {
