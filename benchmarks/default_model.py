@@ -38,7 +38,7 @@ def build_default_model(cfg: DictConfig, *, load_vectors: bool = True) -> Defaul
     :func:`nerlab.training.run.train` does (through ``build_data_and_model``).
 
     ``load_vectors=False`` skips the pretrained vectors (random embeddings; the vocabulary then
-    lacks the validation/test words that ``embeddings_extend_vocab`` would add).
+    lacks the validation/test words that ``vectors.extend_vocab`` would add).
     """
     from nerlab.training.run import build_data_and_model
 

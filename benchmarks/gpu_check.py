@@ -75,7 +75,7 @@ def train_on_gpu(
             f"trainer.max_epochs={epochs}",
             f"data.dir={data_dir}",
             "data.download=false",
-            f"model.embeddings={embeddings}",
+            f"vectors.name={embeddings}",
             "trainer.enable_progress_bar=false",
             "logger=csv",
             f"model_dir={tmp}/model",

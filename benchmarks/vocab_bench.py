@@ -96,7 +96,7 @@ def measure(data_dir: str, quick: bool = False) -> dict:
     from nerlab.training.numerics import flush_denormals
 
     flush_denormals()
-    cfg = bench_config(data_dir, ["model.embeddings=null"])
+    cfg = bench_config(data_dir, ["vectors=none"])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     built = build_default_model(cfg)
     steps, warm_up = (QUICK_STEPS, QUICK_WARM_UP) if quick else (STEPS, WARM_UP)

@@ -74,7 +74,7 @@ def tiny_corpus(tmp_path: Path) -> Path:
 
 
 SMALL = [
-    "model.embeddings=null",
+    "vectors=none",
     "model.word_embedding_dims=16",
     "model.character_embedding_dims=8",
     "model.char_features_dims=8",

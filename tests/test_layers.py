@@ -125,7 +125,7 @@ def _tiny_model_dir(path: Path) -> Path:
         "entity_tagger_lstm_dims": 8,
     }
     net = build_tagger(settings, vocabs.tags.tags, "iobes")
-    info = build_info(net, vocabs, entity_types=["LOC", "PER"], constrain_transitions=True, data={})
+    info = build_info(net, vocabs, entity_types=["LOC", "PER"], data={})
     save_model(path, net, info)
     return path
 

@@ -148,7 +148,7 @@ def cli(tmp_path: Path, corpus: Path, *overrides: str) -> dict:
             str(BIN / "nerlab-train"),
             "data=bio",
             f"data.dir={corpus}",
-            "model.embeddings=null",
+            "vectors=none",
             "model.word_embedding_dims=16",
             "model.entity_tagger_lstm_dims=16",
             "trainer.enable_progress_bar=false",
@@ -242,7 +242,7 @@ def test_vectors_that_do_not_fit_the_words_are_warned_about(tmp_path, caplog):
         cfg = compose_cfg(
             tmp_path / f"run-{name}",
             corpus,
-            f"model.embeddings={glove}",
+            f"vectors.name={glove}",
             "model.word_embedding_dims=3",
         )
         caplog.clear()

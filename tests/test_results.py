@@ -30,7 +30,7 @@ CHANGES = {
     "conll03_no_char": {"model.char": "none"},
     "conll03_softmax": {"model.crf": False},
     "conll03_bio": {"data.tag_scheme": "bio"},
-    "conll03_random_embeddings": {"model.embeddings": None},
+    "conll03_random_embeddings": {"vectors.name": None, "vectors.extend_vocab": False},
     "conll03_document_memory": MEMORY,
     "conll03_document_encoder": {**MEMORY, "model.document_encoder_dims": 100, **COSINE_15},
     "conll03_document_memory_cosine": {**MEMORY, **COSINE_15},

@@ -270,7 +270,7 @@ def test_make_train_passes_overrides_literally_and_prints_the_contract_json(tmp_
         "model=char_cnn",
         "data=bio",
         f"data.dir={tiny_corpus}",
-        "model.embeddings=null",
+        "vectors=none",
         f"paths.root_dir={tmp_path}",
         "trainer.enable_progress_bar=false",
     ]
@@ -310,7 +310,7 @@ def test_original_flag_command_runs(tmp_path, tiny_corpus):
         str(tmp_path / "w.safetensors"),
         "--model_info_path",
         str(tmp_path / "info.json"),
-        "model.embeddings=null",
+        "vectors=none",
         "trainer.enable_progress_bar=false",
         cwd=tmp_path,
     )

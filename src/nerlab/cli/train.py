@@ -37,7 +37,7 @@ ORIGINAL_FLAGS = {
     "char_features_lstm_dims": "model.char_features_lstm_dims",
     "entity_tagger_lstm_dims": "model.entity_tagger_lstm_dims",
     "dropout": "model.dropout",
-    "embedding_model": "model.embeddings",
+    "embedding_model": "vectors.name",
     "model_path": "model_path",
     "model_info_path": "model_info_path",
     "use_cudnn": "trainer",  # takes no value: selects the GPU trainer

@@ -112,7 +112,7 @@ def vector_coverage(
         if not causes:
             causes.append(
                 "the vectors may be of another language than the data, or tokenized "
-                "differently; set model.embeddings to vectors of the data's language, or null"
+                "differently; set vectors.name to vectors of the data's language, or vectors=none"
             )
     step = max(1, len(missing) // examples)
     return Coverage(len(words), len(words) - len(missing), missing[::step][:examples], causes)
@@ -126,7 +126,7 @@ def load_pretrained(name_or_path: str) -> PretrainedVectors:
     if not path.exists():
         known = ", ".join(sorted(PACKAGED))
         raise ConfigError(
-            f"model.embeddings={name_or_path!r}: no such file and not a packaged name ({known})"
+            f"vectors.name={name_or_path!r}: no such file and not a packaged name ({known})"
         )
     if path.suffix == ".bin":
         return _load_word2vec_binary(path)
@@ -143,7 +143,7 @@ def _load_packaged(name: str) -> PretrainedVectors:
         package = importlib.import_module(module)
     except ImportError:  # pragma: no cover - it is a project dependency
         raise ConfigError(
-            f"model.embeddings={name} needs the {module.replace('_', '-')} package"
+            f"vectors.name={name} needs the {module.replace('_', '-')} package"
         ) from None
     root = Path(package.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()

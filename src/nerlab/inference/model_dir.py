@@ -28,7 +28,6 @@ def build_info(
     vocabs: Vocabularies,
     *,
     entity_types: list[str],
-    constrain_transitions: bool,
     data: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -39,7 +38,6 @@ def build_info(
         "tag_scheme": vocabs.tags.scheme,
         "tags": vocabs.tags.tags,
         "entity_types": list(entity_types),
-        "constrain_transitions": constrain_transitions,
         "data": data,
         "vocabularies": vocabs.to_json(),
         **(extra or {}),
@@ -92,12 +90,7 @@ def load_model(
         raise ModelLoadError(f"{weights}: missing; the weights of {info_file}")
     try:
         vocabs = Vocabularies.from_json(info["vocabularies"])
-        net = build_tagger(
-            TaggerConfig.from_dict(info["model"]),
-            info["tags"],
-            info["tag_scheme"],
-            constrain_transitions=info.get("constrain_transitions", True),
-        )
+        net = build_tagger(TaggerConfig.from_dict(info["model"]), info["tags"], info["tag_scheme"])
     except (KeyError, TypeError, ValueError, NerlabError) as err:
         raise ModelLoadError(f"{info_file}: inconsistent model settings ({err})") from None
     try:

@@ -50,6 +50,8 @@ class TaggerConfig:
     dropout: float = 0.5
     variational_dropout: bool = False
     crf: bool = True
+    # a fixed penalty on the transitions the tag scheme forbids (O -> I-PER in IOBES)
+    constrain_transitions: bool = True
     freeze_embeddings: bool = False
     # each capitalized token also reads the encoder states of the other tokens with its
     # lowercased form in its document (batches then hold whole documents): pooled by their
@@ -220,8 +222,6 @@ def build_tagger(
     settings: TaggerConfig | Mapping,
     tags: Sequence[str],
     tag_scheme: str,
-    *,
-    constrain_transitions: bool = True,
 ) -> BiLSTMTagger:
     """The network for ``tags`` (strings of ``tag_scheme``, in id order): the one builder that
     training and loading a saved model both use.
@@ -238,7 +238,7 @@ def build_tagger(
         raise ConfigError(f"model.num_tags is {config.num_tags} but there are {len(tags)} tags")
     allowed = (
         allowed_transitions(canonical_scheme(tag_scheme), list(tags))
-        if constrain_transitions and config.crf
+        if config.constrain_transitions and config.crf
         else None
     )
     return BiLSTMTagger(config, allowed)

@@ -15,10 +15,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nerlab.files import CONF_DIR, REPO_ROOT
 
-#: keys of ``conf/model/*.yaml`` that are not network hyper-parameters (they say how to build
-#: the vocabulary and initialise the embeddings, and which transitions to forbid)
-NON_NETWORK_KEYS = ("embeddings", "embeddings_extend_vocab", "constrain_transitions")
-
 
 def compose(
     overrides: Sequence[str] = (),
@@ -66,7 +62,4 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def model_settings(cfg: DictConfig) -> dict[str, Any]:
     """The network hyper-parameters of ``cfg.model`` (what :class:`TaggerConfig` takes, less the
     sizes that come from the data)."""
-    settings = OmegaConf.to_container(cfg.model, resolve=True)
-    for key in NON_NETWORK_KEYS:
-        settings.pop(key, None)
-    return settings
+    return OmegaConf.to_container(cfg.model, resolve=True)

@@ -41,16 +41,13 @@ class NERModule(L.LightningModule):
         entity_types: list[str],
         optimizer: Callable[..., torch.optim.Optimizer] = FusedNAdam,
         scheduler: Callable[..., Any] | None = None,
-        constrain_transitions: bool = True,
     ) -> None:
         super().__init__()
         # the partials are code, not hyper-parameters: checkpoints stay loadable with
         # weights_only=True, and MLflow has the whole config anyway
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.tags = list(tags)
-        self.net = build_tagger(
-            model, self.tags, tag_scheme, constrain_transitions=constrain_transitions
-        )
+        self.net = build_tagger(model, self.tags, tag_scheme)
         self.config = self.net.config
         self.optimizer = optimizer
         self.scheduler = scheduler

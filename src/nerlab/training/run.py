@@ -55,12 +55,10 @@ def build_data_and_model(
     """Pretrained vectors -> DataModule (set up) -> NERModule with the data's sizes.
 
     ``load_vectors=False`` keeps random embeddings (the vocabulary then lacks the validation and
-    test words that ``model.embeddings_extend_vocab`` adds).
+    test words that ``vectors.extend_vocab`` adds).
     """
-    vectors = (
-        load_pretrained(cfg.model.embeddings) if load_vectors and cfg.model.embeddings else None
-    )
-    extend = vectors is not None and cfg.model.embeddings_extend_vocab
+    vectors = load_pretrained(cfg.vectors.name) if load_vectors and cfg.vectors.name else None
+    extend = vectors is not None and cfg.vectors.extend_vocab
     # plain Python arguments: the DataModule's hparams go into checkpoints that load with
     # weights_only=True, which refuses OmegaConf containers
     datamodule = instantiate(
@@ -79,7 +77,6 @@ def build_data_and_model(
         entity_types=datamodule.entity_types,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        constrain_transitions=cfg.model.constrain_transitions,
     )
     if vectors is not None:
         module.net.words.load_pretrained(vocabs.words, vectors)
@@ -98,7 +95,6 @@ def model_info(cfg: DictConfig, datamodule: NERDataModule, net, **extra) -> dict
         net,
         datamodule.vocabs,
         entity_types=datamodule.entity_types,
-        constrain_transitions=bool(cfg.model.constrain_transitions),
         data={
             "tag_column": cfg.data.tag_column,
             "word_length": cfg.data.word_length,
