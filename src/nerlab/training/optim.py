@@ -161,64 +161,75 @@ class FusedNAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2) = group["lr"], group["betas"]
-            eps, wd = group["eps"], group["weight_decay"]
-            psi, decoupled = group["momentum_decay"], group["decoupled_weight_decay"]
-            one_minus_beta1, beta2_32 = np.float32(1.0 - beta1), np.float32(beta2)
-            eps32, wd32 = np.float32(eps), np.float32(0.0 if decoupled else wd)
-            fast, slow, rows = [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    state["mu_product"] = torch.tensor(1.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if p.grad.is_sparse:
-                    rows.append((p, state))
-                else:
-                    (fast if _kernel_ok(p) else slow).append((p, state))
+            fast, slow, rows = self._partition(group)
             if slow:
                 self._fallback(slow, group)
-            if not fast and not rows:
-                continue
-            # one scalar update for all step counters; the schedule is computed once per
-            # distinct step value (normally one per group), then each tensor is one kernel call
-            torch._foreach_add_([state["step"] for _, state in fast + rows], 1.0)
-            schedule: dict[float, tuple] = {}
-            for p, state in fast + rows:
-                step = state["step"].item()
-                if step not in schedule:
-                    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
-                    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
-                    schedule[step] = (mu, mu_next, np.float32(1.0 / (1.0 - beta2**step)))
-                mu, mu_next, inv_bc2 = schedule[step]
-                state["mu_product"] *= mu
-                mu_product = state["mu_product"].item()
-                coefs = (
-                    np.float32(-lr * (1.0 - mu) / (1.0 - mu_product)),
-                    np.float32(-lr * mu_next / (1.0 - mu_product * mu_next)),
-                )
-                if p.grad.is_sparse:
-                    self._step_rows(p, state, group, one_minus_beta1, beta2_32, inv_bc2, coefs)
-                    continue
-                if wd != 0.0 and decoupled:
-                    p.mul_(1.0 - lr * wd)
-                _nadam_kernel(
-                    p.numpy().reshape(-1),
-                    p.grad.numpy().reshape(-1),
-                    state["exp_avg"].numpy().reshape(-1),
-                    state["exp_avg_sq"].numpy().reshape(-1),
-                    one_minus_beta1,
-                    beta2_32,
-                    inv_bc2,
-                    eps32,
-                    wd32,
-                    *coefs,
-                )
+            if fast or rows:
+                self._step_compiled(fast, rows, group)
         return loss
+
+    def _partition(self, group: dict) -> tuple[list, list, list]:
+        """The group's tensors with a gradient (their state created on first use): for the
+        dense kernel, for torch's NAdam, and with sparse row gradients."""
+        fast, slow, rows = [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.tensor(0.0)
+                state["mu_product"] = torch.tensor(1.0)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if p.grad.is_sparse:
+                rows.append((p, state))
+            else:
+                (fast if _kernel_ok(p) else slow).append((p, state))
+        return fast, slow, rows
+
+    def _step_compiled(self, fast: list, rows: list, group: dict) -> None:
+        """One scalar update for all step counters; the momentum schedule is computed once per
+        distinct step value (normally one per group); then each tensor is one kernel call."""
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        psi, decoupled, wd = (
+            group["momentum_decay"],
+            group["decoupled_weight_decay"],
+            group["weight_decay"],
+        )
+        one_minus_beta1, beta2_32 = np.float32(1.0 - beta1), np.float32(beta2)
+        eps32, wd32 = np.float32(group["eps"]), np.float32(0.0 if decoupled else wd)
+        torch._foreach_add_([state["step"] for _, state in fast + rows], 1.0)
+        schedule: dict[float, tuple] = {}
+        for p, state in fast + rows:
+            step = state["step"].item()
+            if step not in schedule:
+                mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+                mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * psi))
+                schedule[step] = (mu, mu_next, np.float32(1.0 / (1.0 - beta2**step)))
+            mu, mu_next, inv_bc2 = schedule[step]
+            state["mu_product"] *= mu
+            mu_product = state["mu_product"].item()
+            coefs = (
+                np.float32(-lr * (1.0 - mu) / (1.0 - mu_product)),
+                np.float32(-lr * mu_next / (1.0 - mu_product * mu_next)),
+            )
+            if p.grad.is_sparse:
+                self._step_rows(p, state, group, one_minus_beta1, beta2_32, inv_bc2, coefs)
+                continue
+            if wd != 0.0 and decoupled:
+                p.mul_(1.0 - lr * wd)
+            _nadam_kernel(
+                p.numpy().reshape(-1),
+                p.grad.numpy().reshape(-1),
+                state["exp_avg"].numpy().reshape(-1),
+                state["exp_avg_sq"].numpy().reshape(-1),
+                one_minus_beta1,
+                beta2_32,
+                inv_bc2,
+                eps32,
+                wd32,
+                *coefs,
+            )
 
     @staticmethod
     def _step_rows(p, state, group, one_minus_beta1, beta2, inv_bc2, coefs) -> None:
