@@ -20,7 +20,6 @@ first (:func:`benchmarks.epochs.steady`). ``vs_loop`` is a variant's epoch over 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 import lightning as L
 
 from benchmarks.epochs import steady
-from benchmarks.peers import print_result
+from benchmarks.peers import child_main, run_child
 
 EPOCHS = 5
 QUICK_BATCHES = 40
@@ -127,30 +126,10 @@ def measure(data_dir: str, quick: bool = False) -> dict:
 
 def run(data_dir, *, quick: bool = False, threads=None, timeout=None) -> dict:
     """:func:`measure` in a child process."""
-    from benchmarks.peers import run_json
-
-    command = [sys.executable, "-m", "benchmarks.overhead_bench", "--json"]
-    command += ["--data-dir", str(Path(data_dir).resolve())]
-    if quick:
-        command.append("--quick")
-    if threads:
-        command += ["--threads", str(threads)]
-    return run_json(command, threads=threads, timeout=timeout)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead_bench")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.threads:
-        from benchmarks.peers import set_threads
-
-        set_threads(args.threads)
-    print_result(measure(args.data_dir, args.quick), args.json)
+    return run_child(
+        "benchmarks.overhead_bench", data_dir, quick=quick, threads=threads, timeout=timeout
+    )
 
 
 if __name__ == "__main__":
-    main()
+    child_main("benchmarks.overhead_bench", measure)

@@ -6,9 +6,11 @@ Every child prints its result as one JSON object on its last stdout line.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from nerlab.files import REPO_ROOT as ROOT
@@ -72,6 +74,40 @@ def run_json(
         return json.loads(lines[-1])
     except json.JSONDecodeError as err:
         raise ChildFailed(f"{name}: its last stdout line is not JSON ({err})") from None
+
+
+def run_child(
+    module: str,
+    data_dir: str | Path,
+    *args: str,
+    quick: bool = False,
+    threads: int | None = None,
+    timeout: float | None = None,
+) -> dict:
+    """``python -m MODULE ARGS --json --data-dir DIR [--quick] [--threads N]`` in the project's
+    environment, its JSON result (:func:`run_json`)."""
+    command = [sys.executable, "-m", module, *args, "--json"]
+    command += ["--data-dir", str(Path(data_dir).resolve())]
+    if quick:
+        command.append("--quick")
+    if threads:
+        command += ["--threads", str(threads)]
+    return run_json(command, threads=threads, timeout=timeout)
+
+
+def child_main(prog: str, measure, argv: list[str] | None = None) -> None:
+    """The command line of a child measurement that takes ``--data-dir``, ``--quick``,
+    ``--threads`` and ``--json``: ``measure(data_dir, quick)``, printed by
+    :func:`print_result`."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        set_threads(args.threads)
+    print_result(measure(args.data_dir, args.quick), args.json)
 
 
 def peer_has(module: str) -> tuple[bool, str]:

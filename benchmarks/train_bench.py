@@ -40,7 +40,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from benchmarks.epochs import steady, which_epochs
-from benchmarks.peers import peak_rss_mb, print_result, run_json
+from benchmarks.peers import peak_rss_mb, print_result, run_child
 
 QUICK_BATCHES = 50
 QUICK_VAL_BATCHES = 5
@@ -58,15 +58,10 @@ def run(
     timeout: float | None = None,
 ) -> dict:
     """Run ``mode`` (``real`` or ``bare``) in a child process and return its JSON."""
-    command = [sys.executable, "-m", "benchmarks.train_bench", mode, "--json"]
-    command += ["--data-dir", str(Path(data_dir).resolve())]
-    if quick:
-        command.append("--quick")
-    if threads:
-        command += ["--threads", str(threads)]
-    if epochs:
-        command += ["--epochs", str(epochs)]
-    return run_json(command, threads=threads, timeout=timeout)
+    args = [mode, *(["--epochs", str(epochs)] if epochs else [])]
+    return run_child(
+        "benchmarks.train_bench", data_dir, *args, quick=quick, threads=threads, timeout=timeout
+    )
 
 
 # ----------------------------------------------------------------------------- real
@@ -226,11 +221,14 @@ def _warm_up(module, datamodule) -> None:
     FusedNAdam([scratch]).step()
 
 
-def _bare_trainer(cfg, quick: bool, counter: Throughput) -> L.Trainer:
+def bare_trainer(cfg, batches: int | float, callback: L.Callback) -> L.Trainer:
+    """One epoch of ``batches`` training batches (a count, or 1.0 for all) on the CPU with
+    ``cfg``'s precision and gradient clipping, and nothing else but ``callback``: no
+    validation, logger, checkpoint or progress bar."""
     return L.Trainer(
         max_epochs=1,
         limit_val_batches=0,
-        limit_train_batches=QUICK_BATCHES if quick else 1.0,
+        limit_train_batches=batches,
         num_sanity_val_steps=0,
         logger=False,
         enable_checkpointing=False,
@@ -242,7 +240,7 @@ def _bare_trainer(cfg, quick: bool, counter: Throughput) -> L.Trainer:
         precision=cfg.trainer.precision,
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm,
-        callbacks=[counter],
+        callbacks=[callback],
     )
 
 
@@ -257,7 +255,7 @@ def measure_bare(data_dir: str, *, quick: bool = False) -> dict:
     module, datamodule = built.module, built.datamodule
     _warm_up(module, datamodule)
     counter = Throughput()
-    trainer = _bare_trainer(cfg, quick, counter)
+    trainer = bare_trainer(cfg, QUICK_BATCHES if quick else 1.0, counter)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     fit_seconds = time.perf_counter() - t0

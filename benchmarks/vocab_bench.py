@@ -14,14 +14,11 @@ after ``WARM_UP``; ``vs_smallest`` is its ratio to the smallest vocabulary's.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
 import lightning as L
 
-from benchmarks.peers import print_result
+from benchmarks.peers import child_main, run_child
 
 SIZES = (25_000, 100_000, 400_000)
 STEPS, WARM_UP = 160, 30
@@ -62,22 +59,10 @@ def measure_one(cfg, built, words: int, sparse_rows: bool, steps: int, warm_up: 
         optimizer=instantiate(cfg.optimizer, sparse_rows=sparse_rows),
     )
     module.net.words = WordEmbedding(max(words, len(vocabs.words)), cfg.model.word_embedding_dims)
+    from benchmarks.train_bench import bare_trainer
+
     clock = TokenClock(warm_up)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=steps,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
-        gradient_clip_val=cfg.trainer.gradient_clip_val,
-        gradient_clip_algorithm=cfg.trainer.gradient_clip_algorithm,
-        callbacks=[clock],
-    )
+    trainer = bare_trainer(cfg, steps, clock)
     trainer.fit(module, datamodule=built.datamodule)
     seconds = clock.ended - (clock.started or clock.ended)
     return {
@@ -120,30 +105,10 @@ def measure(data_dir: str, quick: bool = False) -> dict:
 
 def run(data_dir, *, quick: bool = False, threads=None, timeout=None) -> dict:
     """:func:`measure` in a child process."""
-    from benchmarks.peers import run_json
-
-    command = [sys.executable, "-m", "benchmarks.vocab_bench", "--json"]
-    command += ["--data-dir", str(Path(data_dir).resolve())]
-    if quick:
-        command.append("--quick")
-    if threads:
-        command += ["--threads", str(threads)]
-    return run_json(command, threads=threads, timeout=timeout)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.vocab_bench")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.threads:
-        from benchmarks.peers import set_threads
-
-        set_threads(args.threads)
-    print_result(measure(args.data_dir, args.quick), args.json)
+    return run_child(
+        "benchmarks.vocab_bench", data_dir, quick=quick, threads=threads, timeout=timeout
+    )
 
 
 if __name__ == "__main__":
-    main()
+    child_main("benchmarks.vocab_bench", measure)

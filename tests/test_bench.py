@@ -591,16 +591,22 @@ def test_quick_bench_prints_the_json_contract_and_writes_results(tiny_corpus, tm
     assert not results["errors"]
 
 
-@pytest.mark.slow
-def test_quick_bench_trains_with_make_trains_config_and_reads_its_epochs(tiny_corpus, tmp_path):
-    proc = _bench(
-        f"data_dir={tiny_corpus}",
+def _quick_bench(data_dir, tmp_path, parts: str):
+    """``python -m benchmarks quick=true peers=false threads=1 parts=PARTS`` on ``data_dir``,
+    its results under ``tmp_path / "results"``."""
+    return _bench(
+        f"data_dir={data_dir}",
         "quick=true",
         "peers=false",
         "threads=1",
         f"out_dir={tmp_path / 'results'}",
-        "parts=train",
+        f"parts={parts}",
     )
+
+
+@pytest.mark.slow
+def test_quick_bench_trains_with_make_trains_config_and_reads_its_epochs(tiny_corpus, tmp_path):
+    proc = _quick_bench(tiny_corpus, tmp_path, "train")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(OURS_KEYS) <= set(summary)
@@ -630,14 +636,7 @@ def test_quick_bench_trains_with_make_trains_config_and_reads_its_epochs(tiny_co
 
 @pytest.mark.slow
 def test_quick_bench_of_the_exported_tagger_and_the_server(tiny_corpus, tmp_path):
-    proc = _bench(
-        f"data_dir={tiny_corpus}",
-        "quick=true",
-        "peers=false",
-        "threads=1",
-        f"out_dir={tmp_path / 'results'}",
-        "parts=infer,onnx,serve",
-    )
+    proc = _quick_bench(tiny_corpus, tmp_path, "infer,onnx,serve")
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
