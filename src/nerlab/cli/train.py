@@ -111,10 +111,9 @@ def hydra_main(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Console entry point: Hydra overrides and NLP Architect's flags."""
-    import torch
+    from nerlab.training.numerics import flush_denormals
 
-    # before any worker thread starts, so that every thread inherits it (training/numerics.py)
-    torch.set_flush_denormal(True)
+    flush_denormals()  # before any worker thread starts, so that every thread inherits it
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     argv = sys.argv[1:]
     code = run(PROG, lambda: argv.__setitem__(slice(None), translate_original_flags(argv)))

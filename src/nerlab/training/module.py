@@ -167,6 +167,6 @@ class NERModule(L.LightningModule):
         if gradient_clip_algorithm not in (None, "norm"):
             raise ConfigError(
                 f"trainer.gradient_clip_algorithm={gradient_clip_algorithm} does not take "
-                "sparse row gradients: use norm, or optimizer.sparse_rows=false"
+                "sparse row gradients: use norm, or +optimizer.sparse_rows=false"
             )
         clip_grad_norm([p for p in self.parameters() if p.grad is not None], gradient_clip_val)

@@ -17,9 +17,6 @@ import torch
 
 log = logging.getLogger(__name__)
 
-#: smallest positive normal float32
-TINY = torch.finfo(torch.float32).tiny
-
 
 def flush_denormals() -> bool:
     """Set FTZ/DAZ in this thread; threads created after this call inherit them. Returns
