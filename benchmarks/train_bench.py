@@ -1,10 +1,12 @@
 """Training speed, each kind in a process of its own (so that its peak resident set size is
 that of training alone)::
 
-    python -m benchmarks.train_bench real --data-dir DIR --epochs N [--quick] [--json]
+    python -m benchmarks.train_bench real --data-dir DIR --epochs N [--model default] [--quick]
     python -m benchmarks.train_bench bare --data-dir DIR [--quick] [--json]
 
-``real``: what ``make train`` runs. The config is composed from ``conf/`` as the command line
+``real``: what ``make train`` runs, with the sentence-level recipe (``--model sentence``,
+``experiment=conll03_sentence``: like for like with flair's sentence-level tagger) or the
+default document-level model (``--model default``). The config is composed from ``conf/`` as the command line
 composes it (:func:`nerlab.training.config.compose`), with only the data folder
 (``data.dir``), the output root and the MLflow store (``paths.root_dir``,
 ``logger.mlflow.tracking_uri``: a temporary folder), ``trainer.max_epochs=N`` and ``test=false``
@@ -56,9 +58,10 @@ def run(
     threads: int | None = None,
     epochs: int | None = None,
     timeout: float | None = None,
+    model: str = "sentence",
 ) -> dict:
     """Run ``mode`` (``real`` or ``bare``) in a child process and return its JSON."""
-    args = [mode, *(["--epochs", str(epochs)] if epochs else [])]
+    args = [mode, *(["--epochs", str(epochs)] if epochs else []), "--model", model]
     return run_child(
         "benchmarks.train_bench", data_dir, *args, quick=quick, threads=threads, timeout=timeout
     )
@@ -82,13 +85,17 @@ def real_overrides(data_dir: Path, root: Path, *, epochs: int, quick: bool) -> l
     return overrides
 
 
+#: the recipe of the sentence-level model (conf/experiment/conll03_sentence.yaml)
+SENTENCE_RECIPE = "experiment=conll03_sentence"
+
+
 def sentence_level(compose, overrides: list[str]) -> tuple[DictConfig, list[str]]:
-    """``compose(overrides)``, composed again with ``model.document_memory=false`` if the
-    default model reads document context: the figures are those of the sentence-level model,
-    like for like with flair's ``SequenceTagger`` (the contract's ``train_sentences_per_s``)."""
+    """``compose(overrides)``, composed again with the sentence-level recipe if the result
+    reads document context: the figures are those of the sentence-level model, like for like
+    with flair's ``SequenceTagger`` (the contract's ``train_sentences_per_s``)."""
     cfg = compose(overrides)
     if cfg.model.get("document_memory"):
-        overrides = [*overrides, "model.document_memory=false"]
+        overrides = [*overrides, SENTENCE_RECIPE]
         cfg = compose(overrides)
     return cfg, overrides
 
@@ -146,7 +153,11 @@ def _train_file_shape(cfg) -> tuple[int, float]:
     return len(sentences), sum(len(tokens) for tokens, _ in sentences) / max(len(sentences), 1)
 
 
-def measure_real(data_dir: str, *, epochs: int, quick: bool = False) -> dict:
+def measure_real(
+    data_dir: str, *, epochs: int, quick: bool = False, model: str = "sentence"
+) -> dict:
+    """``model``: ``sentence`` (the sentence-level recipe) or ``default`` (``make train``'s
+    own model, the document-level one)."""
     import torch
 
     from nerlab.training.config import compose
@@ -155,9 +166,12 @@ def measure_real(data_dir: str, *, epochs: int, quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="nerlab-bench-train-") as tmp:
         root = Path(tmp)
         overrides = real_overrides(Path(data_dir).resolve(), root, epochs=epochs, quick=quick)
-        cfg, overrides = sentence_level(
-            lambda given: compose(given, output_dir=root / "run"), overrides
-        )
+        if model == "sentence":
+            cfg, overrides = sentence_level(
+                lambda given: compose(given, output_dir=root / "run"), overrides
+            )
+        else:
+            cfg = compose(overrides, output_dir=root / "run")
         started = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result
             summary = train(cfg)
@@ -173,6 +187,8 @@ def measure_real(data_dir: str, *, epochs: int, quick: bool = False) -> dict:
         "wall_seconds": wall,
         "val_f1": summary.get("val_f1"),
         "overrides": overrides,
+        "model": model,
+        "document_memory": bool(cfg.model.get("document_memory")),
         "callbacks": sorted((cfg.get("callbacks") or {}).keys()),
         "loggers": sorted((cfg.get("logger") or {}).keys()),
         "progress_bar": bool(cfg.trainer.get("enable_progress_bar")),
@@ -287,6 +303,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_BATCHES} batches an epoch")
     parser.add_argument("--epochs", type=int, default=None, help="real: epochs of the run")
+    parser.add_argument(
+        "--model",
+        choices=("sentence", "default"),
+        default="sentence",
+        help="real: the sentence-level recipe (like flair's) or make train's default model",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -297,7 +319,9 @@ def main(argv: list[str] | None = None) -> None:
 
         set_threads(args.threads)
     if args.mode == "real":
-        result = measure_real(args.data_dir, epochs=args.epochs, quick=args.quick)
+        result = measure_real(
+            args.data_dir, epochs=args.epochs, quick=args.quick, model=args.model
+        )
     else:
         result = measure_bare(args.data_dir, quick=args.quick)
     print_result(result, args.json)

@@ -473,16 +473,24 @@ def test_the_training_figures_are_the_sentence_level_models():
 
     def compose(overrides):
         composed.append(list(overrides))
-        memory = "model.document_memory=false" not in overrides
+        memory = "experiment=conll03_sentence" not in overrides
         return OmegaConf.create({"model": {"document_memory": memory}})
 
     cfg, overrides = train_bench.sentence_level(compose, ["data.dir=x"])
     assert cfg.model.document_memory is False
-    assert overrides == ["data.dir=x", "model.document_memory=false"] == composed[-1]
+    assert overrides == ["data.dir=x", "experiment=conll03_sentence"] == composed[-1]
     cfg, overrides = train_bench.sentence_level(
         lambda o: OmegaConf.create({"model": {"document_memory": False}}), ["data.dir=x"]
     )
     assert overrides == ["data.dir=x"]  # the default already is: nothing added
+    # with the real conf/: the default reads documents, the bench's model does not
+    from nerlab.training.config import compose as real_compose
+
+    default = real_compose(["data.dir=x"])
+    assert default.model.document_memory and default.model.document_encoder_dims == 100
+    cfg, _ = train_bench.sentence_level(real_compose, ["data.dir=x"])
+    assert not cfg.model.document_memory and cfg.scheduler is None
+    assert cfg.trainer.max_epochs == 30 and cfg.data.batch_size == default.data.batch_size
 
 
 # ----------------------------------------------------------------------------- the command

@@ -253,8 +253,53 @@ def test_a_document_model_tags_documents_as_make_evaluate_scores_them(memory_mod
     assert result.returncode == 0, result.stderr
     assert [s.tags for s in read_conll(out, -1)] == tags
     assert out.read_text().count("-DOCSTART-") == 8
-    # not exportable yet: one error saying so
+    # attention pooling is not exportable: one error saying so
     from nerlab.inference.export import export_onnx
 
-    with pytest.raises(NerlabError, match="a document-memory model .* cannot be exported yet"):
+    with pytest.raises(NerlabError, match="document_pooling=attention cannot be exported"):
         export_onnx(model_dir)
+
+
+@pytest.fixture(scope="module")
+def mean_memory_model(memory_model, tmp_path_factory):
+    """The default's document mechanism (mean pooling and the second encoder), trained on the
+    corpus of ``memory_model``."""
+    from nerlab.training.run import train
+
+    root = tmp_path_factory.mktemp("mean_memory")
+    cfg = compose_cfg(
+        root,
+        memory_model["corpus"],
+        "model.document_memory=true",
+        "model.document_pooling=mean",
+        "model.document_encoder_dims=8",
+        "trainer.max_epochs=6",
+        "optimizer.lr=0.02",
+    )
+    return {"corpus": memory_model["corpus"], **train(cfg)}
+
+
+def test_an_exported_document_model_tags_as_torch_does(mean_memory_model, tmp_path):
+    """``make export`` of a document model (its groups are an input of the graph, with dynamic
+    batch and length): fp32 ONNX gives the torch tagger's tags on every token."""
+    from nerlab.inference.export import export_onnx
+
+    model_dir, test_file = mean_memory_model["model_dir"], mean_memory_model["corpus"] / "test.txt"
+    written = export_onnx(model_dir, quantize="int8")
+    assert written["onnx"]["max_difference"] < 1e-4
+    sentences = read_conll(test_file)
+    token_lists, docs = [s.tokens for s in sentences], document_ids(sentences)
+    torch_tags = Tagger.load(model_dir).tag(token_lists, documents=docs)
+    onnx_tagger = Tagger.load(model_dir, backend="onnx")
+    assert onnx_tagger.uses_documents
+    assert onnx_tagger.tag(token_lists, documents=docs) == torch_tags
+    # each document batched alone (other batch shapes than the export's example) agrees too
+    for doc in sorted(set(docs))[:3]:
+        rows = [i for i, d in enumerate(docs) if d == doc]
+        alone = onnx_tagger.tag([token_lists[i] for i in rows], documents="one")
+        assert alone == [torch_tags[i] for i in rows]
+    int8 = Tagger.load(model_dir, backend="onnx", quantize="int8")
+    agree = np.mean(
+        [a == b for x, y in zip(int8.tag(token_lists, documents=docs), torch_tags) for a, b in zip(x, y)]
+    )
+    assert agree > 0.95

@@ -2,9 +2,13 @@
 ``ModelTrainer.train`` on the same data, and the bare training loop as a secondary figure.
 
 * ``train`` (:mod:`benchmarks.train_bench` ``real``, a child process): the real configuration
-  and ``nerlab.training.run.train`` for ``EPOCHS`` epochs, its figures read back from the
-  MLflow store of the run; the headline ``train_sentences_per_s`` is training only (validation
-  excluded, reported as ``train_val_seconds``), the median over the epochs after the first;
+  of the sentence-level recipe (``experiment=conll03_sentence``, the architecture of flair's
+  ``SequenceTagger``) and ``nerlab.training.run.train`` for ``EPOCHS`` epochs, its figures read
+  back from the MLflow store of the run; the headline ``train_sentences_per_s`` is training only
+  (validation excluded, reported as ``train_val_seconds``), the median over the epochs after
+  the first;
+* ``train_default`` (``real --model default``): the same for ``make train``'s own default, the
+  document-level model (``train_default_*``), beside it, with no peer;
 * ``train_bare`` (``train_bench bare``): one epoch of a bare ``lightning.Trainer`` (no logger,
   callbacks or progress bar) after a warm-up, ``train_bare_loop_sentences_per_s``, and
   ``train_real_vs_bare`` = real / bare (below 1: what the real run's extras cost);
@@ -35,6 +39,20 @@ def _real(ctx) -> dict:
     )
 
 
+def _default(ctx) -> dict:
+    from benchmarks import train_bench
+
+    return train_bench.run(
+        "real",
+        ctx.data_dir,
+        quick=ctx.quick,
+        threads=ctx.threads,
+        epochs=EPOCHS,
+        timeout=ctx.timeout,
+        model="default",
+    )
+
+
 def _bare(ctx) -> dict:
     from benchmarks import train_bench
 
@@ -58,7 +76,15 @@ def _flair(ctx) -> dict:
 
 def keys(ctx, earlier: dict) -> dict:
     real, bare, flair = ctx.result("train"), ctx.result("train_bare"), ctx.result("flair_train")
+    default = ctx.result("train_default")
     return {
+        "train_default_sentences_per_s": default.get("sentences_per_s"),
+        "train_default_epoch_seconds": default.get("train_seconds"),
+        "train_default_val_seconds": default.get("val_seconds"),
+        "train_default_peak_rss_mb": default.get("peak_rss_mb"),
+        "train_sentence_vs_default": ratio(
+            real.get("sentences_per_s"), default.get("sentences_per_s")
+        ),
         "train_sentences_per_s": real.get("sentences_per_s"),
         "train_tokens_per_s": real.get("tokens_per_s"),
         "train_epoch_seconds": real.get("train_seconds"),
@@ -95,13 +121,22 @@ def _our_note(ctx) -> str:
     if not got:
         return ctx.why("train")
     cut = "" if got.get("full_epoch") else "quick: part of each epoch; "
-    return f"{cut}make train's config, {got.get('epochs_run')} epochs ({got.get('figure')})"
+    recipe = "the default" if got.get("model") == "default" else "experiment=conll03_sentence"
+    return f"{cut}make train {recipe}, {got.get('epochs_run')} epochs ({got.get('figure')})"
+
+
+def _default_note(ctx) -> str:
+    got = ctx.result("train_default")
+    if not got:
+        return ctx.why("train_default")
+    cut = "" if got.get("full_epoch") else "quick: part of each epoch; "
+    return f"{cut}make train (document-level), {got.get('epochs_run')} epochs ({got.get('figure')})"
 
 
 def rows(ctx, k: dict) -> list[Row]:
     return [
         Row(
-            "train: make train epochs, training only (sentences/s)",
+            "train: sentence-level model (conll03_sentence), training only (sentences/s)",
             k["train_sentences_per_s"],
             "flair",
             k["flair_train_sentences_per_s"],
@@ -109,14 +144,22 @@ def rows(ctx, k: dict) -> list[Row]:
             join_notes(_our_note(ctx), flair_note(ctx)),
         ),
         Row(
-            "train: make train epoch, training only (s)",
+            "train: sentence-level model epoch, training only (s)",
             k["train_epoch_seconds"],
             "flair",
             k["flair_train_epoch_seconds"],
             ratio(k["flair_train_epoch_seconds"], k["train_epoch_seconds"]),
         ),
-        Row("train: make train validation, one epoch (s)", k["train_val_seconds"]),
-        Row("train: make train peak RSS (MB)", k["train_peak_rss_mb"]),
+        Row("train: sentence-level model validation, one epoch (s)", k["train_val_seconds"]),
+        Row("train: sentence-level model peak RSS (MB)", k["train_peak_rss_mb"]),
+        Row(
+            "train: the default (document-level), training only (sentences/s)",
+            k["train_default_sentences_per_s"],
+            note=_default_note(ctx),
+        ),
+        Row("train: the default, epoch, training only (s)", k["train_default_epoch_seconds"]),
+        Row("train: the default, validation, one epoch (s)", k["train_default_val_seconds"]),
+        Row("train: sentence-level / default (sentences/s)", k["train_sentence_vs_default"]),
         Row(
             "train: bare Trainer loop, one epoch (sentences/s)",
             k["train_bare_loop_sentences_per_s"],
@@ -130,6 +173,7 @@ PART = Part(
     "train",
     (
         Measurement("train", _real),
+        Measurement("train_default", _default),
         Measurement("train_bare", _bare),
         Measurement("flair_train", _flair, peer="flair"),
     ),

@@ -1,7 +1,8 @@
 """``make export``: the network of a saved model as ONNX, optionally quantized to int8.
 
 The exported graph maps a batch (``word_ids``, ``form_index``, ``char_ids``, ``char_lengths``,
-``casing``, ``mask``; dynamic batch, length, form and word-width axes) to the emission scores
+``casing``, ``mask``, and for a document-memory model ``memory_group``; dynamic batch, length,
+form and word-width axes) to the emission scores
 ``(B, L, K)``: embeddings, character encoder, BiLSTM and projection. The CRF's scores go beside
 it in ``crf.safetensors`` and are decoded by :mod:`nerlab.inference.crf_numpy`, so
 ``Tagger.load(model_dir, backend="onnx")`` needs onnxruntime and NumPy only.
@@ -42,6 +43,10 @@ INT8_OPS = ["Gather"]
 TOLERANCE = 1e-4
 
 
+#: the extra input of a document-memory model: the mention group of each token (-1: none)
+MEMORY_INPUT = "memory_group"
+
+
 class _Emissions(torch.nn.Module):
     """The network with positional inputs, as the exporter wants them."""
 
@@ -54,18 +59,34 @@ class _Emissions(torch.nn.Module):
         return self.net(dict(zip(INPUTS, inputs, strict=True)))
 
 
-def sample_batch(vocabs, word_length, sentences: int = 6) -> dict[str, np.ndarray]:
-    """A batch of sentences of different lengths drawn from the model's own words."""
+class _DocumentEmissions(_Emissions):
+    """A document-memory network with positional inputs: :data:`INPUTS` and the groups."""
+
+    def forward(self, word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group):
+        inputs = (word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group)
+        return self.net(dict(zip((*INPUTS, MEMORY_INPUT), inputs, strict=True)))
+
+
+def sample_batch(
+    vocabs, word_length, sentences: int = 6, memory: bool = False
+) -> dict[str, np.ndarray]:
+    """A batch of sentences of different lengths drawn from the model's own words; with
+    ``memory``, one document whose sentences repeat capitalized words (mention groups)."""
     rng = np.random.default_rng(0)
     words = list(vocabs.words.words[2:200]) or ["word"]
     token_lists = [
         [words[i] for i in rng.integers(0, len(words), size=n)]
         for n in (7, 3, 12, 1, 5, 9)[:sentences]
     ]
+    if memory:  # the same names in several sentences of the document
+        names = ["Jordan", "Chicago", "Bulls"]
+        for i, tokens in enumerate(token_lists):
+            tokens[: min(len(tokens), 2)] = names[i % 3 : i % 3 + 2][: len(tokens)]
     table = FormTable(vocabs.words, vocabs.chars, word_length)
-    split = encode_split([(t, ()) for t in token_lists], table, None)
+    docs = np.zeros(len(token_lists), dtype=np.int64) if memory else None
+    split = encode_split([(t, ()) for t in token_lists], table, None, docs=docs)
     table.freeze()
-    return make_batch(split, table, np.arange(len(token_lists)))
+    return make_batch(split, table, np.arange(len(token_lists)), memory=memory)
 
 
 def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> dict:
@@ -75,10 +96,12 @@ def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> di
         raise NerlabError(f"quantize must be int8 or none, found {quantize!r}")
     model_dir = Path(model_dir)
     net, vocabs, info = _exportable(model_dir)
-    batch = sample_batch(vocabs, (info.get("data") or {}).get("word_length"))
-    args = tuple(torch.from_numpy(batch[name]) for name in INPUTS)
+    memory = net.config.document_memory
+    names = (*INPUTS, MEMORY_INPUT) if memory else INPUTS
+    batch = sample_batch(vocabs, (info.get("data") or {}).get("word_length"), memory=memory)
+    args = tuple(torch.from_numpy(batch[name]) for name in names)
     with torch.no_grad():
-        reference = net(dict(zip(INPUTS, args, strict=True))).numpy()
+        reference = net(dict(zip(names, args, strict=True))).numpy()
     written = {}
     fp32 = model_dir / ONNX_NAMES[None]
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,12 +118,13 @@ def _exportable(model_dir: Path):
     """The saved model, refused when it cannot be exported."""
     net, vocabs, info = load_model(model_dir)
     net.eval()
-    if net.config.document_memory:
-        # torch.export specializes the sentence length of the memory's scatter-gather; until
-        # that is solved such a model is served by the torch backend
+    if net.config.document_memory and net.config.document_pooling != "mean":
+        # the attention pooling gathers the grouped positions (torch.nonzero): a
+        # data-dependent shape that torch.export does not take
         raise NerlabError(
-            f"{model_dir}: a document-memory model (model.document_memory=true) cannot be "
-            "exported yet; tag it with the torch backend"
+            f"{model_dir}: a document memory with document_pooling="
+            f"{net.config.document_pooling} cannot be exported (mean pooling can); tag it "
+            "with the torch backend"
         )
     return net, vocabs, info
 
@@ -110,8 +134,11 @@ def _export(net, args: tuple, path: Path, model_dir: Path) -> None:
     ``path``, quietly; a failure is one line naming the model."""
     dims = {n: torch.export.Dim(n) for n in ("batch", "length", "forms", "width")}
     tokens, forms = {0: dims["batch"], 1: dims["length"]}, {0: dims["forms"]}
-    # in INPUTS order: word_ids, form_index, char_ids, char_lengths, casing, mask
+    # in INPUTS order: word_ids, form_index, char_ids, char_lengths, casing, mask[, memory_group]
     shapes = (tokens, tokens, {**forms, 1: dims["width"]}, forms, tokens, tokens)
+    module = _Emissions(net)
+    if len(args) > len(INPUTS):
+        shapes, module = (*shapes, tokens), _DocumentEmissions(net)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -119,11 +146,11 @@ def _export(net, args: tuple, path: Path, model_dir: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _Emissions(net),
+                module,
                 args,
                 str(path),
                 dynamo=True,
-                input_names=list(INPUTS),
+                input_names=list(INPUTS) + [MEMORY_INPUT] * (len(args) > len(INPUTS)),
                 output_names=["emissions"],
                 dynamic_shapes=shapes,
                 opset_version=OPSET,

@@ -18,7 +18,10 @@ def mean_of_mentions(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tenso
     saying it has a group: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
 
     Sums go through ``index_add`` and come back through an embedding lookup, whose backward
-    adds in a fixed order (training stays deterministic on the CPU)."""
+    adds in a fixed order (training stays deterministic on the CPU). The result takes its
+    ``(B, L)`` from ``groups``, an input of the network: ``torch.onnx.export`` fixes the length
+    of an LSTM's output to the example's, and a reshape to ``h``'s shape made the exported
+    graph refuse every other length."""
     flat = h.flatten(0, 1)  # (B*L, D); no data-dependent shape (and so exportable)
     index = groups.flatten()
     weight = (index >= 0).to(h.dtype)
@@ -29,7 +32,7 @@ def mean_of_mentions(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tenso
         min=1
     )
     memory = others * weight[:, None]
-    return memory.view_as(h), weight.view_as(groups).unsqueeze(-1)
+    return memory.view(*groups.shape, -1), (groups >= 0).to(h.dtype).unsqueeze(-1)
 
 
 class MentionAttention(nn.Module):
