@@ -7,12 +7,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 TORCH_VERSION := 2.13.0
 
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: convert export bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: convert export register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -37,7 +38,8 @@ results: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-all: $(STAMP)
+# every test, the slow ones too (they also need the spark extra: pyspark)
+test-all: $(STAMP) $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q
 
 evaluate: $(STAMP)
@@ -70,9 +72,25 @@ serve-mlflow: $(STAMP)
 export: $(STAMP)
 	@$(BIN)/nerlab-export $(OVERRIDES)
 
+# A run's model into the MLflow Model Registry, tagged and described by its model card:
+# make register run_id=ID name=NAME [alias=champion]; then model_dir=models:/NAME@champion
+register: $(STAMP)
+	@$(BIN)/nerlab-register $(OVERRIDES)
+
+# A file of texts tagged on Spark through the run's MLflow model (pyspark: make spark-deps):
+# make spark-predict run_id=ID input=texts.txt output=DIR [format=parquet] [master=local[2]]
+spark-predict: $(SPARK_STAMP)
+	@$(BIN)/nerlab-spark-predict $(OVERRIDES)
+
+spark-deps: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[spark]"
+	@touch $(SPARK_STAMP)
+
 # A shared MLflow tracking server: make tracking-server [port=5000] [host=127.0.0.1]
 # [backend=sqlite:///$(CURDIR)/mlruns.db | postgresql://user:pass@db/mlflow] [artifacts=DIR].
-# Runs reach it with `mlflow.tracking_uri=http://HOST:PORT`; it stores their artifacts (models
+# Runs reach it with `logger.mlflow.tracking_uri=http://HOST:PORT`; it stores their artifacts (models
 # included) under `artifacts`, served to every client through the server itself.
 tracking-server: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow server \

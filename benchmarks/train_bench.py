@@ -1,13 +1,13 @@
 """Training speed, each kind in a process of its own (so that its peak resident set size is
 that of training alone)::
 
-    python -m benchmarks.train_bench real --data-dir DIR --epochs N [--model default] [--quick]
+    python -m benchmarks.train_bench real --data-dir DIR --epochs N [--model default]
     python -m benchmarks.train_bench bare --data-dir DIR [--quick] [--json]
 
 ``real``: what ``make train`` runs, with the sentence-level recipe (``--model sentence``,
 ``experiment=conll03_sentence``: like for like with flair's sentence-level tagger) or the
-default document-level model (``--model default``). The config is composed from ``conf/`` as the command line
-composes it (:func:`nerlab.training.config.compose`), with only the data folder
+default document-level model (``--model default``). The config is composed from ``conf/`` as
+the command line composes it (:func:`nerlab.training.config.compose`), with only the data folder
 (``data.dir``), the output root and the MLflow store (``paths.root_dir``,
 ``logger.mlflow.tracking_uri``: a temporary folder), ``trainer.max_epochs=N`` and ``test=false``
 set (``quick``: also ``trainer.limit_train_batches`` and ``trainer.limit_val_batches``). Then

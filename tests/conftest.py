@@ -79,6 +79,7 @@ SMALL = [
     "model.character_embedding_dims=8",
     "model.char_features_dims=8",
     "model.entity_tagger_lstm_dims=16",
+    "model.document_encoder_dims=8",  # the default's second encoder, small
     "data.batch_size=8",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",

@@ -299,7 +299,12 @@ def test_an_exported_document_model_tags_as_torch_does(mean_memory_model, tmp_pa
         alone = onnx_tagger.tag([token_lists[i] for i in rows], documents="one")
         assert alone == [torch_tags[i] for i in rows]
     int8 = Tagger.load(model_dir, backend="onnx", quantize="int8")
+    int8_tags = int8.tag(token_lists, documents=docs)
     agree = np.mean(
-        [a == b for x, y in zip(int8.tag(token_lists, documents=docs), torch_tags) for a, b in zip(x, y)]
+        [
+            a == b
+            for x, y in zip(int8_tags, torch_tags, strict=True)
+            for a, b in zip(x, y, strict=True)
+        ]
     )
     assert agree > 0.95

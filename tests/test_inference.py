@@ -330,19 +330,28 @@ def test_the_exported_model_scores_on_conll2003_what_the_torch_model_scores(tmp_
     model_dir = train(cfg)["model_dir"]
     exported = cmd("nerlab-export", f"model_dir={model_dir}", "quantize=int8", timeout=300)
     assert exported.returncode == 0, exported.stderr
-    f1 = {}
+    assert json.loads((Path(model_dir) / "model_info.json").read_text())["model"][
+        "document_memory"
+    ]  # the default: a document-level model, its documents read from -DOCSTART-
+    f1, predicted = {}, {}
     for backend in ("backend=torch", "backend=onnx", "quantize=int8"):
         extra = ["backend=onnx", backend] if backend.startswith("quantize") else [backend]
+        out = tmp_path / f"{backend.replace('=', '_')}.conll"
         result = cmd(
             "nerlab-evaluate",
             f"model_dir={model_dir}",
             f"test_file={conll_dir / 'test.txt'}",
             "calibration=false",
+            f"predictions={out}",
             *extra,
             timeout=300,
         )
         assert result.returncode == 0, result.stderr
         f1[backend] = json.loads(result.stdout.strip().splitlines()[-1])["f1"]
+        predicted[backend] = out.read_text().splitlines()
+    # fp32 ONNX: the torch tagger's tag on every token of the test split
+    assert len(predicted["backend=torch"]) > 46_000
+    assert predicted["backend=onnx"] == predicted["backend=torch"]
     assert f1["backend=onnx"] == f1["backend=torch"]
     assert abs(f1["quantize=int8"] - f1["backend=torch"]) <= 0.003
 

@@ -25,6 +25,7 @@ LAYERS = {
     "inference": 3,
     "training": 4,
     "analysis": 5,
+    "integrations": 5,  # nerlab inside other tools (spaCy): on top of inference
     "cli": 6,
 }
 #: Third-party packages of the training stack, which using a model must not need.

@@ -43,6 +43,7 @@ def test_export_writes_checked_onnx_int8_and_crf_scores(exported):
     assert summary["int8"]["bytes"] < summary["onnx"]["bytes"]
     names = sorted(p.name for p in model_dir.iterdir())
     assert names == [
+        "MODEL_CARD.md",
         "crf.safetensors",
         "model.int8.onnx",
         "model.onnx",

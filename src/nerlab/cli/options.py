@@ -79,7 +79,8 @@ def main_of(prog: str, command: Callable[[dict[str, str]], int | None], **parse_
 
 
 def load_tagger(options: dict[str, str]):
-    """The :class:`~nerlab.inference.Tagger` that ``model_dir=`` (or NLP Architect's
+    """The :class:`~nerlab.inference.Tagger` that ``model_dir=`` (a directory or a
+    ``models:/``/``runs:/`` URI of ``tracking_uri=``; or NLP Architect's
     ``--model_path``/``--model_info_path``) names, on ``device=`` with ``batch_size=``;
     ``backend=onnx [quantize=int8]`` runs the model ``make export`` wrote."""
     from nerlab.inference import Tagger
@@ -95,4 +96,5 @@ def load_tagger(options: dict[str, str]):
         batch_size=int(options.get("batch_size", 64)),
         backend=options.get("backend", "torch"),
         quantize=None if quantize in (None, "none", "fp32") else quantize,
+        tracking_uri=options.get("tracking_uri"),
     )

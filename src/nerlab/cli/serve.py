@@ -1,6 +1,7 @@
 """`make serve` / `nerlab-serve`: a tagger behind HTTP, batching concurrent requests (LitServe).
 
-    nerlab-serve model_dir=DIR | run_id=ID [backend=torch|onnx] [quantize=int8] [port=8080]
+    nerlab-serve model_dir=DIR|models:/NAME@ALIAS | run_id=ID
+                 [backend=torch|onnx] [quantize=int8] [port=8080]
                  [host=127.0.0.1] [max_batch_size=32] [batch_timeout=0.005] [workers=1]
                  [api_servers=1] [max_bytes=1000000] [timeout=30] [tracking_uri=URI]
                  [lifetime=SECONDS] [threads=N]
@@ -20,7 +21,6 @@ LitServe runs the tagger in a worker process and hands it the requests that arri
 # decode_request's annotation, which must be the class, not a string
 import json
 import os
-from pathlib import Path
 
 import litserve as ls
 from fastapi import Request
@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 
 from nerlab.cli.options import main_of
 from nerlab.errors import NerlabError
-from nerlab.files import REPO_ROOT
 
 OPTIONS = (
     "model_dir",
@@ -233,26 +232,6 @@ def build_server(tagger_options: dict, options: dict[str, str]) -> ls.LitServer:
     return server
 
 
-def _model_dir_of_run(run_id: str, tracking_uri: str | None) -> str:
-    """The model directory logged with an MLflow run's model, downloaded."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    mlflow.set_tracking_uri(
-        tracking_uri
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{REPO_ROOT / 'mlruns.db'}"
-    )
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model"))
-    except MlflowException as err:
-        raise NerlabError(f"run_id={run_id}: no MLflow model ({str(err)[:120]})") from None
-    found = sorted(local.glob("artifacts/*/model_info.json"))
-    if not found:
-        raise NerlabError(f"run_id={run_id}: its MLflow model holds no model_info.json")
-    return str(found[0].parent)
-
-
 def _stop_on_sigterm(lifetime: float) -> None:
     """SIGTERM (and, with ``lifetime`` > 0, that many seconds) stops the server the way Ctrl-C
     does: LitServe then stops its API servers and workers, so no process outlives it."""
@@ -270,10 +249,12 @@ def _stop_on_sigterm(lifetime: float) -> None:
 
 
 def serve(options: dict[str, str]) -> int:
-    if "model_dir" in options:
-        model_dir = options["model_dir"]
-    elif "run_id" in options:
-        model_dir = _model_dir_of_run(options["run_id"], options.get("tracking_uri"))
+    from nerlab.inference.model_uri import resolve_model_dir
+
+    if "model_dir" in options:  # a directory, or models:/NAME@ALIAS (resolved at start)
+        model_dir = resolve_model_dir(options["model_dir"], options.get("tracking_uri"))
+    elif "run_id" in options:  # the run's MLflow model
+        model_dir = resolve_model_dir(f"runs:/{options['run_id']}", options.get("tracking_uri"))
     else:
         raise NerlabError("give model_dir=DIR or run_id=ID")
     backend = options.get("backend", "torch")

@@ -1,4 +1,5 @@
-"""The saved model directory: ``model_info.json`` (plain JSON) and ``model.safetensors``.
+"""The saved model directory: ``model_info.json`` (plain JSON), ``model.safetensors`` and a
+generated ``MODEL_CARD.md``.
 
 Nothing in it executes code on load: the network is rebuilt from the JSON and the tensors are
 read with safetensors. Files are written through ``nerlab.files.atomic_path``, so an
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from nerlab.data.vocab import Vocabularies
 from nerlab.errors import ModelLoadError, NerlabError
 from nerlab.files import atomic_path, write_atomic
+from nerlab.inference.model_card import CARD_NAME, model_card
 from nerlab.inference.model_info import FORMAT, FORMAT_VERSION, INFO_NAME, WEIGHTS_NAME, read_info
 from nerlab.models.bilstm_crf import BiLSTMTagger, TaggerConfig, build_tagger
 
@@ -67,6 +69,7 @@ def save_model(
         save_file(state, str(tmp), metadata={"format": FORMAT})
     rel = os.path.relpath(weights, info_file.parent)
     write_atomic(info_file, json.dumps({**info, "weights": rel}, indent=1, ensure_ascii=False))
+    write_atomic(info_file.parent / CARD_NAME, model_card(info))
     return weights, info_file
 
 

@@ -109,9 +109,14 @@ def load_runner(
     backend="torch",
     quantize=None,
     threads=None,
+    tracking_uri=None,
 ) -> tuple[Any, Any, dict]:
-    """``(runner, vocabularies, info)`` of a saved model, for ``backend`` torch or onnx."""
+    """``(runner, vocabularies, info)`` of a saved model, for ``backend`` torch or onnx;
+    ``model_dir`` may be a ``models:/`` or ``runs:/`` URI (of the store ``tracking_uri``)."""
     from nerlab.data.vocab import Vocabularies
+    from nerlab.inference.model_uri import resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir, tracking_uri)
 
     if backend == "torch":
         if quantize is not None:

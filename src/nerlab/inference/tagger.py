@@ -107,7 +107,11 @@ class Tagger:
         backend: str = "torch",
         quantize: str | None = None,
         threads: int | None = None,
+        tracking_uri: str | None = None,
     ) -> Tagger:
+        """A saved model: a directory, or an MLflow URI (``models:/NAME@ALIAS``,
+        ``models:/NAME/VERSION``, ``runs:/RUN_ID``) of the store ``tracking_uri`` (default:
+        ``MLFLOW_TRACKING_URI``, else the repository's ``mlruns.db``)."""
         runner, vocabs, info = load_runner(
             model_dir,
             model_path=model_path,
@@ -116,6 +120,7 @@ class Tagger:
             backend=backend,
             quantize=quantize,
             threads=threads,
+            tracking_uri=tracking_uri,
         )
         return cls(runner, vocabs, info, batch_size=batch_size)
 

@@ -99,6 +99,11 @@ def model_info(cfg: DictConfig, datamodule: NERDataModule, net, **extra) -> dict
             "tag_column": cfg.data.tag_column,
             "word_length": cfg.data.word_length,
             "documents": cfg.data.get("documents", "auto"),
+            "source": {
+                "dataset": cfg.data.get("dataset"),
+                "train_file": str(cfg.data.train_file),
+                **getattr(datamodule, "source", {}),
+            },
         },
         extra=extra,
     )

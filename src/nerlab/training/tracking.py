@@ -98,7 +98,9 @@ class SharedStoreMLFlowLogger(MLFlowLogger):
     (``nerlab model=char_lstm``); the jobs of a sweep carry ``sweep_id``/``sweep_job`` tags.
     ``log_model`` here means the run's MLflow model (a pyfunc of the saved model directory,
     logged at the end of training by :func:`log_run_artifacts`), never checkpoints;
-    ``register`` also registers it as ``registered_model_name``.
+    ``register`` also registers it as a version of ``registered_model_name`` (tagged with the
+    run's scores and data, described by its model card; ``registered_model_alias`` then points
+    at it), as ``make register`` does.
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class SharedStoreMLFlowLogger(MLFlowLogger):
         log_model: bool = True,
         register: bool = False,
         registered_model_name: str = "nerlab-ner",
+        registered_model_alias: str | None = None,
         **kwargs: Any,
     ) -> None:
         store = absolute_store(tracking_uri)
@@ -135,6 +138,7 @@ class SharedStoreMLFlowLogger(MLFlowLogger):
         self.log_pyfunc_model = log_model
         self.register = register
         self.registered_model_name = registered_model_name
+        self.registered_model_alias = registered_model_alias
 
 
 def log_run_artifacts(
@@ -189,8 +193,16 @@ def log_pyfunc_model(logger: SharedStoreMLFlowLogger, model_dir: Path) -> str:
             input_example=INPUT_EXAMPLE,
             pip_requirements=_requirements(),
         )
-        if logger.register:
-            mlflow.register_model(info.model_uri, logger.registered_model_name)
+    if logger.register:
+        from nerlab.training.registry import register_model
+
+        register_model(
+            logger.run_id,
+            logger.registered_model_name,
+            alias=logger.registered_model_alias,
+            tracking_uri=logger.store_uri,
+            model_dir=str(model_dir),
+        )
     return info.model_uri
 
 

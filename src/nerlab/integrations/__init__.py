@@ -1,0 +1,1 @@
+"""nerlab inside other tools: a spaCy pipeline component (``nlp.add_pipe("nerlab")``)."""
