@@ -319,9 +319,7 @@ def main(argv: list[str] | None = None) -> None:
 
         set_threads(args.threads)
     if args.mode == "real":
-        result = measure_real(
-            args.data_dir, epochs=args.epochs, quick=args.quick, model=args.model
-        )
+        result = measure_real(args.data_dir, epochs=args.epochs, quick=args.quick, model=args.model)
     else:
         result = measure_bare(args.data_dir, quick=args.quick)
     print_result(result, args.json)
