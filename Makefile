@@ -13,7 +13,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: convert export register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: convert export select register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -71,6 +71,11 @@ serve-mlflow: $(STAMP)
 # The network as ONNX beside the weights (and int8): make export model_dir=DIR [quantize=int8]
 export: $(STAMP)
 	@$(BIN)/nerlab-export $(OVERRIDES)
+
+# The texts a model is least sure of, as Label Studio (or doccano) JSONL with pre-annotations:
+# make select model_dir=DIR input=FILE n=N output=FILE [strategy=least_confidence|margin|mnlp|random]
+select: $(STAMP)
+	@$(BIN)/nerlab-select $(OVERRIDES)
 
 # A run's model into the MLflow Model Registry, tagged and described by its model card:
 # make register run_id=ID name=NAME [alias=champion]; then model_dir=models:/NAME@champion

@@ -186,3 +186,26 @@ def _window_log_probs(emissions, messages, crf, rows, lows, allowed) -> np.ndarr
     with np.errstate(divide="ignore", invalid="ignore"):
         total = np.log((a * messages.beta[rows, end_pos]).sum(axis=1))
     return total + scale + messages.beta_log_scale[rows, end_pos] - messages.logz[rows]
+
+
+def two_best_scores(
+    emissions: np.ndarray, mask: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> np.ndarray:
+    """The scores of the best and the second-best tag sequence of each sentence, ``(B, 2)``
+    (float64; -inf when a sentence has a single possible sequence): a Viterbi pass that keeps
+    the two best partial scores per tag (distinct paths), so ``exp(score - logz)`` is the exact
+    probability of each. Used to rank texts by how sure the model is (``make select``)."""
+    emissions = emissions.astype(np.float64)
+    trans = trans.astype(np.float64)
+    batch, length, num_tags = emissions.shape
+    top = np.full((batch, num_tags, 2), -np.inf)  # (B, K, 2): the two best ending in each tag
+    top[:, :, 0] = start[None, :] + emissions[:, 0]
+    for t in range(1, length):
+        # (B, K_prev, 2, K): every kept partial path extended by every next tag
+        candidates = top[:, :, :, None] + trans[None, :, None, :]
+        flat = candidates.reshape(batch, num_tags * 2, num_tags)
+        best2 = -np.sort(-flat, axis=1)[:, :2, :]  # (B, 2, K)
+        nxt = best2.transpose(0, 2, 1) + emissions[:, t, :, None]
+        top = np.where(mask[:, t, None, None], nxt, top)
+    final = (top + end[None, :, None]).reshape(batch, num_tags * 2)
+    return -np.sort(-final, axis=1)[:, :2]

@@ -192,10 +192,13 @@ class Tagger:
         with_confidence: bool = False,
         k: int | None = None,
         documents=None,
+        paths: np.ndarray | None = None,
     ) -> tuple[list, list[dict]]:
         """IOB2 tags for each token list, in input order, and with ``with_confidence`` the
         probability of each of its chunks (``{(label, first, last): p}``); with ``k``, each
-        token list's ``k`` best tag sequences instead."""
+        token list's ``k`` best tag sequences instead. ``paths`` (``(N, 2)``, CRF models) is
+        filled with the log-probabilities of each token list's best and second-best tag
+        sequence."""
         tags: list = [[] if k is None else [[]] for _ in token_lists]
         confidence: list[dict] = [{} for _ in token_lists]
         names = self.vocabs.tags.tags
@@ -215,6 +218,10 @@ class Tagger:
                 id_rows = emissions.argmax(-1).tolist()
             for row, (idx, n) in enumerate(zip(indices.tolist(), lengths.tolist(), strict=True)):
                 tags[idx] = ids_to_iob2(id_rows[row][:n], names)
+            if paths is not None:
+                crf = self.runner.crf_scores
+                logz = crf_numpy.forward_backward(emissions, mask, *crf).logz
+                paths[indices] = crf_numpy.two_best_scores(emissions, mask, *crf) - logz[:, None]
             if with_confidence:
                 self._span_probabilities(emissions, mask, indices, tags, confidence)
         return tags, confidence
@@ -285,6 +292,19 @@ class Tagger:
         by default each is a document of its own.
         """
         return self._run(token_lists, k=k, documents=documents)[0]
+
+    def tag_with_uncertainty(
+        self, token_lists: Sequence[Sequence[str]], documents=None
+    ) -> tuple[list[list[str]], list[dict], np.ndarray]:
+        """:meth:`tag_with_confidence`, and the log-probabilities of each token list's best and
+        second-best tag sequence, ``(N, 2)`` (exact: a two-best Viterbi pass and the forward
+        algorithm; -inf where there is no second sequence). CRF models only."""
+        if self.runner.crf_scores is None:
+            raise ConfigError("sequence probabilities need a CRF model (model.crf=true)")
+        paths = np.zeros((len(token_lists), 2))
+        paths[:, 1] = -np.inf  # an empty token list: its one (empty) sequence is sure
+        tags, confidence = self._run(token_lists, True, documents=documents, paths=paths)
+        return tags, confidence, paths
 
     def tag_with_confidence(
         self, token_lists: Sequence[Sequence[str]], documents=None
