@@ -164,6 +164,30 @@ FAKE_RESULTS = {
         "peak_rss_mb": 1100.0,
         "torch_threads": 2,
     },
+    "train_default": {
+        "sentences_per_s": 400.0,
+        "train_seconds": 35.0,
+        "val_seconds": 2.5,
+        "epochs_run": 2,
+        "full_epoch": True,
+        "figure": "epoch 2",
+        "model": "default",
+        "peak_rss_mb": 1300.0,
+    },
+    "spacy_component": {
+        "texts": 3453,
+        "batch_size": 256,
+        "component_texts_per_s": 950.0,
+        "predict_texts_per_s": 1000.0,
+        "overhead": 0.05,
+    },
+    "spark": {
+        "texts": 34530,
+        "spark_texts_per_s": 800.0,
+        "predict_texts_per_s": 1000.0,
+        "spark_vs_predict": 0.8,
+        "same_entities": True,
+    },
     "train_bare": {
         "sentences_per_s": 1500.0,
         "tokens_per_s": 21_000.0,
@@ -265,7 +289,7 @@ def test_every_measurement_of_every_part_has_a_fake_result():
     names = {m.name for part in PARTS for m in part.measurements}
     assert names == set(FAKE_RESULTS)
     order = ("data", "crf", "optim", "train", "overhead", "vocab", "infer", "size", "flops")
-    order = (*order, "onnx", "serve")
+    order = (*order, "onnx", "serve", "integrations")
     assert PART_NAMES == order
 
 

@@ -8,6 +8,7 @@ from benchmarks.parts import (
     data,
     flops,
     infer,
+    integrations,
     onnx,
     optim,
     overhead,
@@ -29,5 +30,6 @@ PARTS = (
     flops.PART,
     onnx.PART,
     serve.PART,
+    integrations.PART,
 )
 PART_NAMES = tuple(part.name for part in PARTS)

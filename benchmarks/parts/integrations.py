@@ -1,0 +1,79 @@
+"""The ``integrations`` part: nerlab inside spaCy and on Spark, each beside nerlab's own path
+on the same texts (:mod:`benchmarks.integrations_bench`)."""
+
+from __future__ import annotations
+
+from benchmarks.parts.part import Measurement, Part
+from benchmarks.report import Row
+
+
+def _spacy(ctx) -> dict:
+    from benchmarks import integrations_bench as bench
+
+    texts = bench.texts_of(ctx.test_sentences())
+    return bench.run_spacy(ctx.model_dir(), texts, repeats=ctx.repeats())
+
+
+def _spark(ctx) -> dict:
+    from benchmarks import integrations_bench as bench
+
+    texts = bench.texts_of(ctx.test_sentences())
+    got = bench.run_spark(ctx.model_dir(), texts, copies=1 if ctx.quick else 10)
+    if "skipped" in got:
+        ctx.notes["spark"] = got["skipped"]
+        return {}
+    return got
+
+
+def keys(ctx, earlier: dict) -> dict:
+    spacy, spark = ctx.result("spacy_component"), ctx.result("spark")
+    return {
+        "spacy_component_texts_per_s": spacy.get("component_texts_per_s"),
+        "spacy_component_predict_texts_per_s": spacy.get("predict_texts_per_s"),
+        "spacy_component_overhead": spacy.get("overhead"),
+        "spark_texts_per_s": spark.get("spark_texts_per_s"),
+        "spark_predict_texts_per_s": spark.get("predict_texts_per_s"),
+        "spark_vs_predict": spark.get("spark_vs_predict"),
+        "spark_same_entities": spark.get("same_entities"),
+    }
+
+
+def rows(ctx, k: dict) -> list[Row]:
+    spacy, spark = ctx.result("spacy_component"), ctx.result("spark")
+    spacy_note = (
+        f"{spacy['texts']} test texts, batch {spacy['batch_size']}; ratio: component / predict"
+        if spacy
+        else ctx.why("spacy_component")
+    )
+    spark_note = (
+        f"{spark['texts']} texts, whole commands; same entities: {spark['same_entities']}"
+        if spark
+        else ctx.why("spark")
+    )
+    over = k["spacy_component_overhead"]
+    return [
+        Row(
+            "spaCy component, nlp.pipe (texts/s); peer: Tagger.predict",
+            k["spacy_component_texts_per_s"],
+            "Tagger.predict",
+            k["spacy_component_predict_texts_per_s"],
+            None if over is None else 1 + over,
+            spacy_note,
+        ),
+        Row(
+            "make spark-predict, local[2] (texts/s); peer: make predict",
+            k["spark_texts_per_s"],
+            "make predict",
+            k["spark_predict_texts_per_s"],
+            k["spark_vs_predict"],
+            spark_note,
+        ),
+    ]
+
+
+PART = Part(
+    "integrations",
+    (Measurement("spacy_component", _spacy), Measurement("spark", _spark)),
+    keys,
+    rows,
+)
