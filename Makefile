@@ -13,7 +13,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: convert export select register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: convert export select active-learning-sim register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -76,6 +76,11 @@ export: $(STAMP)
 # make select model_dir=DIR input=FILE n=N output=FILE [strategy=least_confidence|margin|mnlp|random]
 select: $(STAMP)
 	@$(BIN)/nerlab-select $(OVERRIDES)
+
+# The simulated labelling loop on CoNLL-2003 (each strategy, 3 seeds, logged to MLflow) and its
+# figure: make active-learning-sim [strategies=...] [seeds=1,2,3] [rounds=6] [batch_size=500]
+active-learning-sim: $(STAMP)
+	@$(BIN)/nerlab-al-sim $(OVERRIDES)
 
 # A run's model into the MLflow Model Registry, tagged and described by its model card:
 # make register run_id=ID name=NAME [alias=champion]; then model_dir=models:/NAME@champion

@@ -199,3 +199,39 @@ def test_make_select_errors_are_one_line_and_keep_the_output(trained, tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.strip().count("\n") == 0 and message in result.stderr
     assert out.read_text() == "kept\n"
+
+
+def test_the_simulated_loop_logs_every_round_and_draws_the_figure(tiny_corpus, tmp_path):
+    from conftest import SMALL
+    from mlflow import MlflowClient
+
+    from nerlab.analysis.active_learning import plot, simulate, summarize
+
+    store = f"sqlite:///{tmp_path}/al.db"
+    results = simulate(
+        tiny_corpus,
+        strategies=("least_confidence", "random"),
+        seeds=(1,),
+        seed_size=30,
+        batch_size=20,
+        rounds=2,
+        overrides=[*SMALL, "data=bio", "trainer.max_epochs=2"],
+        tracking_uri=store,
+        work_dir=tmp_path / "work",
+    )
+    assert [(r.strategy, r.round, r.labelled) for r in results] == [
+        ("least_confidence", 0, 30),
+        ("least_confidence", 1, 50),
+        ("random", 0, 30),
+        ("random", 1, 50),
+    ]
+    client = MlflowClient(tracking_uri=store)
+    parents = client.search_runs([client.get_experiment_by_name("active-learning").experiment_id])
+    assert len(parents) == 2
+    history = client.get_metric_history(parents[0].info.run_id, "test_f1")
+    assert sorted(m.step for m in history) == [30, 50]
+    summary = summarize(results)
+    assert summary["random_final"]["labelled"] == 50
+    assert "least_confidence_reaches_random_final_at" in summary
+    figure = plot(results, tmp_path / "al.png")
+    assert figure.stat().st_size > 10_000

@@ -18,6 +18,7 @@ import numpy as np
 from nerlab.data.conll import Sentence, convert_corpus, document_ids
 from nerlab.data.encoding import EncodedSplit, FormTable, encode_split, unknown_id_rate
 from nerlab.data.vocab import CharVocab, TagVocab, Vocabularies, WordVocab
+from nerlab.errors import NerlabError
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,23 @@ def prepare_corpus(
     sentence_length: int | None = None,
     documents: str | int = "auto",
     extra_words: Callable[[str], bool] | None = None,
+    base: Vocabularies | None = None,
 ) -> EncodedCorpus:
     """Vocabularies from ``train`` (IOB2 sentences), every split encoded against them.
 
     ``sentence_length`` caps training sentences (evaluation never truncates); ``extra_words``
     (a predicate) lets validation and test words for which it holds join the word vocabulary,
-    as Lample's ``all_emb`` did for words with a pretrained vector.
+    as Lample's ``all_emb`` did for words with a pretrained vector. With ``base`` (the
+    vocabularies of a model training continues from) the vocabularies extend ``base``'s: its
+    words, characters and tags keep their ids and the new ones come after.
     """
+    if base is not None:
+        if base.tags.scheme != tag_scheme:
+            raise NerlabError(
+                f"the model continued from tags {base.tags.scheme.upper()}; set "
+                f"data.tag_scheme={base.tags.scheme} (found {tag_scheme})"
+            )
+        lowercase, zero_digits = base.words.lowercase, base.words.zero_digits
     gold = {"train": train, "val": val, "test": test}
     if sentence_length:
         train = [
@@ -112,6 +123,12 @@ def prepare_corpus(
     chars = CharVocab.build(w for s in train for w in s.tokens)
     train_scheme = convert_corpus(train, tag_scheme)
     tags = TagVocab.build((s.tags for s in train_scheme), tag_scheme)
+    if base is not None:
+        words, chars, tags = (
+            base.words.extended(words),
+            base.chars.extended(chars),
+            base.tags.extended(tags),
+        )
     table = FormTable(words, chars, word_length)
     splits = {}
     for name, sents in (("train", train), ("val", val), ("test", test)):

@@ -105,6 +105,8 @@ class NERDataModule(L.LightningDataModule):
         seed: int = 42,
         documents: str | int = "auto",
         batch_by_document: bool = False,
+        rehearse_file: str | None = None,
+        rehearse_sentences: int = 0,
         extra_words: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
@@ -128,6 +130,9 @@ class NERDataModule(L.LightningDataModule):
         #: where the files were read from: ``{"origin": ..., "dir": ...}``, set by prepare_data
         self.source: dict[str, str] = {}
         self.vocabs: Vocabularies | None = None
+        #: the vocabularies of a model training continues from (``init_from``): extended, with
+        #: their ids kept
+        self.base_vocabs: Vocabularies | None = None
         self.splits: dict[str, EncodedSplit] = {}
         self.sentences: dict[str, list[Sentence]] = {}
         self.stats: dict[str, float] = {}
@@ -244,6 +249,8 @@ class NERDataModule(L.LightningDataModule):
         if val is None:
             train, val = hold_out(train, hp.val_fraction, hp.seed)
             log.info("no validation file: holding out %d training sentences", len(val))
+        if hp.rehearse_file and hp.rehearse_sentences > 0:
+            train = train + self._rehearsal(train)
         corpus = prepare_corpus(
             train,
             val,
@@ -256,6 +263,7 @@ class NERDataModule(L.LightningDataModule):
             sentence_length=hp.sentence_length,
             documents=hp.documents,
             extra_words=self.extra_words,
+            base=self.base_vocabs,
         )
         self.vocabs, self.table = corpus.vocabs, corpus.table
         self.splits, self.sentences = corpus.splits, corpus.sentences
@@ -269,6 +277,31 @@ class NERDataModule(L.LightningDataModule):
                     type_,
                 )
         self.stats = corpus.statistics()
+
+    def _rehearsal(self, train: list[Sentence]) -> list[Sentence]:
+        """``rehearse_sentences`` sentences of ``rehearse_file`` (the data an earlier model was
+        trained on), drawn with the run's seed and kept in file order; their documents are
+        numbered after ``train``'s, so they never share one with it."""
+        hp = self.hparams
+        path = Path(hp.rehearse_file)
+        if not path.is_file():
+            raise NerlabError(f"data.rehearse_file={path}: no such file")
+        raw = read_conll(path, hp.tag_column)
+        old, _, _ = to_iob2(raw, path, source=hp.source_scheme, on_invalid=hp.on_invalid)
+        rng = np.random.default_rng(hp.seed)
+        count = min(hp.rehearse_sentences, len(old))
+        picked = sorted(rng.choice(len(old), size=count, replace=False).tolist())
+        shift = 1 + max((s.doc for s in train if s.doc is not None), default=-1)
+        log.info("rehearsing %d sentences of %s", count, path)
+        return [
+            Sentence(
+                old[i].tokens,
+                old[i].tags,
+                old[i].line,
+                None if old[i].doc is None else old[i].doc + shift,
+            )
+            for i in picked
+        ]
 
     def encode_more(self, name: str, sentences: list[Sentence]) -> EncodedSplit:
         """Encode another labelled corpus (IOB2) against the frozen vocabularies."""

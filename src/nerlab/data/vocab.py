@@ -82,6 +82,14 @@ class WordVocab:
             self.counts.append(count)
         return idx
 
+    def extended(self, other: WordVocab) -> WordVocab:
+        """A copy of this vocabulary with ``other``'s words added after its own (every id it
+        has stays the same) and the counts of ``other`` (the data trained on now)."""
+        out = WordVocab(list(self.words), self.lowercase, self.zero_digits, [0] * len(self.words))
+        for word, count in zip(other.words[2:], other.counts[2:], strict=True):
+            out.counts[out.add(word)] = count
+        return out
+
     def __len__(self) -> int:
         return len(self.words)
 
@@ -130,6 +138,10 @@ class CharVocab:
                 vocab.chars.append(char)
         return vocab
 
+    def extended(self, other: CharVocab) -> CharVocab:
+        """A copy with ``other``'s characters added after this one's (ids kept)."""
+        return CharVocab(list(self.chars) + [c for c in other.chars if c not in self.index])
+
     def __len__(self) -> int:
         return len(self.chars)
 
@@ -162,6 +174,12 @@ class TagVocab:
         order = "BIES"
         rest = sorted(seen - {"O"}, key=lambda t: (t[2:], order.index(t[0])))
         return cls(tags=["O", *rest], scheme=scheme)
+
+    def extended(self, other: TagVocab) -> TagVocab:
+        """A copy with ``other``'s tags (a new entity type) added after this one's (ids kept)."""
+        return TagVocab(
+            list(self.tags) + [t for t in other.tags if t not in self.index], self.scheme
+        )
 
     @property
     def types(self) -> list[str]:

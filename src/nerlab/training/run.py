@@ -64,11 +64,15 @@ def build_data_and_model(
     datamodule = instantiate(
         cfg.data, _convert_="all", extra_words=vectors.__contains__ if extend else None
     )
+    base = load_base_model(cfg.get("init_from"))
+    if base is not None:
+        datamodule.base_vocabs = base[1]
     datamodule.setup("fit")
     vocabs = datamodule.vocabs
+    settings = model_settings(cfg) if base is None else base_settings(cfg, base[0])
     module = NERModule(
         model={
-            **model_settings(cfg),
+            **settings,
             "num_words": len(vocabs.words),
             "num_chars": len(vocabs.chars),
         },
@@ -85,7 +89,86 @@ def build_data_and_model(
         datamodule.stats["vector_coverage"] = round(coverage.fraction, 6)
         if coverage.fraction < 0.5:
             log.warning(coverage.message(vectors.source))
+    if base is not None:  # after the vectors: the rows the model had keep its weights
+        grown = continue_weights(base[0], module.net)
+        old_types, new_types = base[1].tags.types, vocabs.tags.types
+        log.info(
+            "continuing from %s: %d new words, %d new characters, new entity types %s; grown: %s",
+            cfg.init_from,
+            len(vocabs.words) - len(base[1].words),
+            len(vocabs.chars) - len(base[1].chars),
+            sorted(set(new_types) - set(old_types)) or "none",
+            ", ".join(grown) or "nothing",
+        )
     return datamodule, module, vectors
+
+
+def load_base_model(init_from: str | None):
+    """``(network, vocabularies, info)`` of the model training continues from, or None."""
+    if not init_from:
+        return None
+    from nerlab.inference.model_dir import load_model
+    from nerlab.inference.model_uri import resolve_model_dir
+
+    return load_model(resolve_model_dir(str(init_from)))
+
+
+def base_settings(cfg: DictConfig, net) -> dict[str, Any]:
+    """The network settings of a continued model: the base model's architecture (its weights
+    fit no other), with the run's regularization; a ``model.*`` size that differs is refused."""
+    base = net.config.to_dict()
+    wanted = model_settings(cfg)
+    keep = {"dropout", "freeze_embeddings", "constrain_transitions"}
+    differ = sorted(
+        k
+        for k, v in wanted.items()
+        if k in base
+        and k not in keep
+        and k not in ("num_words", "num_chars", "num_tags")
+        and base[k] != v
+    )
+    explicit = {o.split("=")[0].lstrip("+") for o in _command_line_overrides()}
+    refused = [k for k in differ if f"model.{k}" in explicit]
+    if refused:
+        raise ConfigError(
+            f"init_from={cfg.init_from}: its architecture is fixed; "
+            + ", ".join(f"model.{k}={wanted[k]} (it has {base[k]})" for k in refused)
+        )
+    return {**base, **{k: wanted[k] for k in keep if k in wanted}}
+
+
+def _command_line_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # composed without a Hydra run (tests, the bench)
+        return []
+
+
+def continue_weights(old: torch.nn.Module, new: torch.nn.Module) -> list[str]:
+    """Copy ``old``'s parameters into ``new``: equal shapes whole; a grown table (more words,
+    characters or tags: the new ids come after the old ones) into its leading rows, the new rows
+    keeping their fresh initialisation. Buffers (the transition constraints) stay ``new``'s.
+    Returns the names of the grown parameters."""
+    grown = []
+    params = dict(new.named_parameters())
+    with torch.no_grad():
+        for name, value in old.named_parameters():
+            target = params[name]
+            if target.shape == value.shape:
+                target.copy_(value)
+                continue
+            if target.dim() != value.dim() or any(
+                a < b for a, b in zip(target.shape, value.shape, strict=True)
+            ):
+                raise ConfigError(
+                    f"init_from: {name} has shape {tuple(value.shape)}, the new model "
+                    f"{tuple(target.shape)}"
+                )
+            target[tuple(slice(0, n) for n in value.shape)].copy_(value)
+            grown.append(name)
+    return grown
 
 
 def model_info(cfg: DictConfig, datamodule: NERDataModule, net, **extra) -> dict[str, Any]:
@@ -277,6 +360,7 @@ def save_and_log(
         module.net,
         scores={"val_f1": summary["val_f1"], "test": test_scores},
         mlflow_run_id=summary["run_id"],
+        **({"continued_from": str(cfg.init_from)} if cfg.get("init_from") else {}),
     )
     _, info_file = save_model(
         cfg.model_dir,
