@@ -95,9 +95,11 @@ def tag_on_spark(
     figures of the run (texts, seconds, texts per second)."""
     if output_format not in ("json", "parquet"):
         raise NerlabError(f"format must be json or parquet, found {output_format!r}")
+    remote = "://" in str(input_path)  # hdfs://, s3a://, ...: the cluster reads it
     source = Path(input_path)
-    if not source.is_file():
+    if not remote and not source.is_file():
         raise NerlabError(f"{source}: no such file")
+    location = str(input_path) if remote else str(source.resolve())
     from pyspark.sql import functions as F
 
     own = spark is None
@@ -106,7 +108,7 @@ def tag_on_spark(
         started = time.perf_counter()
         udf = model_udf(spark, model_uri, tracking_uri)
         # each line with its number in the file (zipWithIndex: distributed, in file order)
-        rdd = spark.sparkContext.textFile(str(source.resolve()), minPartitions=partitions)
+        rdd = spark.sparkContext.textFile(location, minPartitions=partitions)
         numbered = rdd.zipWithIndex().map(lambda pair: (pair[1], pair[0]))
         frame = spark.createDataFrame(numbered, "line long, text string")
         tagged = frame.withColumn("entities", udf(F.col("text")))
@@ -121,7 +123,7 @@ def tag_on_spark(
         if own:
             spark.stop()
     return {
-        "input": str(source),
+        "input": str(input_path),
         "output": str(output_path),
         "format": output_format,
         "master": master,
