@@ -13,7 +13,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: convert export select active-learning-sim register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: convert export select label-studio-backend active-learning-sim register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -81,6 +81,11 @@ select: $(STAMP)
 # figure: make active-learning-sim [strategies=...] [seeds=1,2,3] [rounds=6] [batch_size=500]
 active-learning-sim: $(STAMP)
 	@$(BIN)/nerlab-al-sim $(OVERRIDES)
+
+# A Label Studio ML backend for a model on 127.0.0.1:9090 (pre-annotations with scores; training
+# on annotation events): make label-studio-backend model_dir=DIR [port=9090] [train_every=50]
+label-studio-backend: $(STAMP)
+	@$(BIN)/nerlab-label-studio-backend $(OVERRIDES)
 
 # A run's model into the MLflow Model Registry, tagged and described by its model card:
 # make register run_id=ID name=NAME [alias=champion]; then model_dir=models:/NAME@champion

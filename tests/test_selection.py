@@ -129,8 +129,9 @@ def test_make_select_writes_label_studio_tasks_with_pre_annotations(trained, tmp
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["texts"] == 62 and summary["selected"] == 8
     tasks = [json.loads(line) for line in out.read_text().splitlines()]
-    scores = [t["predictions"][0]["score"] for t in tasks]
+    scores = [t["meta"]["score"] for t in tasks]
     assert scores == sorted(scores, reverse=True)
+    assert [t["predictions"][0]["score"] for t in tasks] == [t["meta"]["p_best"] for t in tasks]
     assert len({t["data"]["text"].lower() for t in tasks}) == 8
     tagger = Tagger.load(trained["model_dir"])
     for task in tasks:

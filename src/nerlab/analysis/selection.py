@@ -180,7 +180,8 @@ def label_studio_task(
     unit: Unit, found: list[dict], score: float, meta: dict, model_version: str
 ) -> dict:
     """A Label Studio task with the model's pre-annotation (``predictions``), each span's
-    probability as its ``score`` and the task's ``score`` (for Label Studio's ordering)."""
+    probability as its ``score`` and ``score`` as the prediction's (Label Studio sorts and
+    filters tasks by it)."""
     result = [
         {
             "id": f"e{j}",

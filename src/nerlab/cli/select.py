@@ -102,7 +102,9 @@ def select_command(options: dict[str, str]) -> int:
                 "p_second": p_second,
             }
             if out_format == "label-studio":
-                task = label_studio_task(units[i], found[i], float(scores[i]), meta, version)
+                # Label Studio's prediction score is the model's confidence: sorting its tasks
+                # by it (ascending) puts the least sure first
+                task = label_studio_task(units[i], found[i], p_best, meta, version)
             else:
                 task = doccano_task(units[i], found[i], float(scores[i]), meta)
             out.write(json.dumps(task, ensure_ascii=False) + "\n")
