@@ -18,7 +18,9 @@ from nerlab import Tagger
 
 BIN = Path(sys.executable).parent
 CONFIG = """<View>
-  <Labels name="ner" toName="txt"><Label value="PER"/><Label value="LOC"/><Label value="ORG"/></Labels>
+  <Labels name="ner" toName="txt">
+    <Label value="PER"/><Label value="LOC"/><Label value="ORG"/>
+  </Labels>
   <Text name="txt" value="$sentence"/>
 </View>"""
 
