@@ -118,3 +118,36 @@ def test_the_backend_predicts_keeps_annotations_and_trains_on_them(trained, serv
     assert info["continued_from"] == str(trained["model_dir"])
     status, answer = post(f"{url}/predict", {"tasks": tasks[:1]})
     assert status == 200 and answer["results"][0]["model_version"] == "nerlab-1"
+
+
+def test_convert_reads_label_studios_json_exports(tmp_path):
+    """Label Studio exports a JSON array: JSON (tasks with annotations; the last one not
+    cancelled counts) and JSON_MIN (text and spans)."""
+    from nerlab.data.formats import convert, read_examples
+
+    export = [
+        {
+            "id": 1,
+            "data": {"text": "Mary visited Paris ."},
+            "annotations": [
+                {"was_cancelled": False, "result": [
+                    {"type": "labels", "value": {"start": 0, "end": 4, "labels": ["LOC"]}}]},
+                {"was_cancelled": False, "result": [
+                    {"type": "labels", "value": {"start": 0, "end": 4, "labels": ["PER"]}},
+                    {"type": "labels", "value": {"start": 13, "end": 18, "labels": ["LOC"]}}]},
+                {"was_cancelled": True, "result": []},
+            ],
+        },
+        {"id": 2, "text": "John works .", "label": [{"start": 0, "end": 4, "labels": ["PER"]}]},
+    ]  # fmt: skip
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(export))
+    examples = list(read_examples(source))
+    assert [e.tags for e in examples] == [["B-PER", "O", "B-LOC", "O"], ["B-PER", "O", "O"]]
+    summary = convert(source, tmp_path / "train.conll")
+    assert summary["records"] == 2 and summary["entities"] == 3
+    source.write_text('[{"id": 3, "data": {"txt": "no text key"}}]')
+    from nerlab.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match=r"export.json:1: expected a string \"text\""):
+        list(read_examples(source))

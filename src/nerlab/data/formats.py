@@ -6,6 +6,9 @@
   ``{"text": "...", "label": [[start, end, "LABEL"], ...]}``, ``end`` exclusive. On input the
   spans may also sit under ``labels`` or ``entities``, and a span may be an object
   (``{"start", "end", "label"}`` or Label Studio's ``{"start", "end", "labels": [...]}``).
+  A ``.json`` file holding a JSON array of such records is read too, and so is Label Studio's
+  full JSON export (``{"data": {"text"}, "annotations": [{"result": [...]}]}``: the last
+  annotation not cancelled).
 - ``spacy``: spaCy's binary ``DocBin`` (``.spacy``), which ``spacy train`` reads; each Doc
   carries its tokens, their trailing spaces and its entities (``doc.ents``).
 
@@ -43,6 +46,7 @@ SUFFIXES = {
     ".iob": "conll",
     ".tsv": "conll",
     ".jsonl": "jsonl",
+    ".json": "jsonl",  # a JSON array of the same records (Label Studio's JSON exports)
     ".spacy": "spacy",
 }
 SPAN_KEYS = ("label", "labels", "entities")
@@ -210,32 +214,69 @@ def text_to_example(
     return Example(tokens, from_spans(len(tokens), chunks, "iob2"), text, offsets, line)
 
 
+def _records(path: Path) -> Iterator[tuple[int, object]]:
+    """``(line or record number, record)`` of a JSON-lines file, or of a JSON array (Label
+    Studio's JSON and JSON_MIN exports), numbered from 1."""
+    with path.open("r", encoding="utf-8") as fh:
+        head = fh.read(1)
+        while head and head.isspace():
+            head = fh.read(1)
+        fh.seek(0)
+        if head == "[":
+            try:
+                records = json.load(fh)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(
+                    path, err.lineno, "a JSON array of records", f"bad JSON ({err.msg})"
+                ) from None
+            yield from enumerate(records, start=1)
+            return
+        for line, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield line, json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(
+                    path, line, "one JSON object", f"bad JSON ({err.msg})"
+                ) from None
+
+
+def _annotation_spans(record: dict) -> list | None:
+    """The spans of a Label Studio task's last annotation that was not cancelled (its
+    ``labels`` results' values), or None when the record has no ``annotations``."""
+    annotations = record.get("annotations")
+    if not isinstance(annotations, list):
+        return None
+    kept = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+    if not kept:
+        return []
+    return [
+        r["value"]
+        for r in kept[-1].get("result") or []
+        if isinstance(r, dict) and r.get("type") == "labels" and isinstance(r.get("value"), dict)
+    ]
+
+
 def read_jsonl_examples(
     path: str | os.PathLike, *, tokenize: str = "whitespace"
 ) -> Iterator[Example]:
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(path, None, "an existing file", "no such file")
-    with path.open("r", encoding="utf-8") as fh:
-        for line, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(
-                    path, line, "one JSON object", f"bad JSON ({err.msg})"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataFormatError(path, line, "a JSON object", type(record).__name__)
-            text = record.get("text", (record.get("data") or {}).get("text"))
-            if not isinstance(text, str):
-                raise DataFormatError(path, line, 'a string "text"', repr(text)[:60])
+    for line, record in _records(path):
+        if not isinstance(record, dict):
+            raise DataFormatError(path, line, "a JSON object", type(record).__name__)
+        text = record.get("text", (record.get("data") or {}).get("text"))
+        if not isinstance(text, str):
+            raise DataFormatError(path, line, 'a string "text"', repr(text)[:60])
+        raw_spans = _annotation_spans(record)
+        if raw_spans is None:
             raw_spans = next((record[k] for k in SPAN_KEYS if k in record), [])
-            if not isinstance(raw_spans, list):
-                raise DataFormatError(path, line, "a list of spans", repr(raw_spans)[:60])
-            spans = [_span(s, path, line, i) for i, s in enumerate(raw_spans)]
-            yield text_to_example(text, spans, path=path, line=line, tokenize=tokenize)
+        if not isinstance(raw_spans, list):
+            raise DataFormatError(path, line, "a list of spans", repr(raw_spans)[:60])
+        spans = [_span(s, path, line, i) for i, s in enumerate(raw_spans)]
+        yield text_to_example(text, spans, path=path, line=line, tokenize=tokenize)
 
 
 def write_jsonl_examples(path: str | os.PathLike, examples: Iterable[Example]) -> int:
