@@ -13,7 +13,7 @@ TORCH_VERSION := 2.13.0
 # Every command-line variable (`make train a.b=1 c=d`) becomes a Hydra override, in order.
 OVERRIDES := $(foreach v,$(filter-out MAKEFLAGS PYTHON,$(.VARIABLES)),$(if $(filter command line,$(origin $(v))),$(v)=$($(v))))
 
-.PHONY: convert export select label-studio-backend active-learning-sim register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
+.PHONY: convert export select label-studio-backend label-studio-deps active-learning-sim register spark-predict spark-deps bench-serve serve-mlflow gpu-check serve tracking-server install train test test-all evaluate predict interactive ui notebook bench peers data lint format sweep results clean
 
 install: $(STAMP)
 
@@ -38,8 +38,8 @@ results: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 
-# every test, the slow ones too (they also need the spark extra: pyspark)
-test-all: $(STAMP) $(SPARK_STAMP)
+# every test, the slow ones too (they also need the spark extra and Label Studio's venv)
+test-all: $(STAMP) $(SPARK_STAMP) .venv-ls/.installed
 	$(BIN)/python -m pytest -q
 
 evaluate: $(STAMP)
@@ -86,6 +86,15 @@ active-learning-sim: $(STAMP)
 # on annotation events): make label-studio-backend model_dir=DIR [port=9090] [train_every=50]
 label-studio-backend: $(STAMP)
 	@$(BIN)/nerlab-label-studio-backend $(OVERRIDES)
+
+# Label Studio itself (PyPI), in its own venv .venv-ls: for the slow test against a real server
+# and to label locally (.venv-ls/bin/label-studio start)
+label-studio-deps: .venv-ls/.installed
+
+.venv-ls/.installed:
+	$(PYTHON) -m venv .venv-ls
+	.venv-ls/bin/pip install -q "label-studio>=1.20,<2"
+	@touch .venv-ls/.installed
 
 # A run's model into the MLflow Model Registry, tagged and described by its model card:
 # make register run_id=ID name=NAME [alias=champion]; then model_dir=models:/NAME@champion
