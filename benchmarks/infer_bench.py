@@ -152,8 +152,13 @@ def run_network(built, *, repeats: int = 3, max_sentences: int | None = None) ->
         if max_sentences and max_sentences < len(split):
             order = np.linspace(0, len(split) - 1, max_sentences).round().astype(np.int64)
 
+        memory = bool(net.config.document_memory)  # a document model reads mention groups
+
         def singles(indices):
-            return (to_tensors(make_batch(split, datamodule.table, np.array([i]))) for i in indices)
+            return (
+                to_tensors(make_batch(split, datamodule.table, np.array([i]), memory=memory))
+                for i in indices
+            )
 
         _tag_batches(net, singles(order[:20]))
         t0 = time.perf_counter()

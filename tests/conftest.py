@@ -52,9 +52,17 @@ def make_sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
     return out
 
 
+#: sentences per -DOCSTART- document in the fixtures (CoNLL-2003's documents hold about 14): a
+#: document model trains on batches of whole documents, so one document per file would make
+#: each epoch a single batch
+DOC_SENTENCES = 4
+
+
 def write_conll(path: Path, sentences, *, pos: bool = True, docstart: bool = True) -> Path:
-    lines = ["-DOCSTART- -X- -X- O", ""] if docstart else []
-    for tokens, tags in sentences:
+    lines = []
+    for i, (tokens, tags) in enumerate(sentences):
+        if docstart and i % DOC_SENTENCES == 0:
+            lines += ["-DOCSTART- -X- -X- O", ""]
         for token, tag in zip(tokens, tags, strict=True):
             lines.append(f"{token} NN B-NP {tag}" if pos else f"{token} {tag}")
         lines.append("")

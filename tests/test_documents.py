@@ -308,3 +308,40 @@ def test_an_exported_document_model_tags_as_torch_does(mean_memory_model, tmp_pa
         ]
     )
     assert agree > 0.95
+
+
+def test_mention_consistency_counts_repeated_names_labelled_differently():
+    from nerlab.analysis.error_analysis import mention_consistency
+
+    tokens = [["Jordan", "scored", "for", "Chicago"], ["Jordan", "said", "so"], ["Jordan", "won"]]
+    tags = [["B-ORG", "O", "O", "B-LOC"], ["B-LOC", "O", "O"], ["B-PER", "O"]]
+    # documents 0 and 0 share "Jordan" (ORG, LOC: inconsistent); document 1 has it once
+    assert mention_consistency(tokens, tags, [0, 0, 1]) == {
+        "repeated": 1,
+        "inconsistent": 1,
+        "rate": 1.0,
+    }
+    same = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "O"], ["B-PER", "O"]]
+    assert mention_consistency(tokens, same, [0, 0, 0]) == {
+        "repeated": 1,
+        "inconsistent": 0,
+        "rate": 0.0,
+    }
+
+
+def test_a_document_far_larger_than_a_batch_is_a_warning(tmp_path, caplog):
+    """One -DOCSTART- at the top of a file makes it one document: a document model would train
+    on one batch an epoch, so the DataModule says so and how to mend it."""
+    from nerlab.data.datamodule import NERDataModule
+
+    docs = [make_sentences(60, seed=1)]
+    for name in ("train", "valid", "test"):
+        write_documents(tmp_path / f"{name}.txt", docs)
+    dm = NERDataModule(dir=str(tmp_path), batch_size=8, batch_by_document=True, download=False)
+    dm.setup("fit")
+    with caplog.at_level("WARNING"):
+        dm.train_dataloader()
+        dm.train_dataloader()
+    warned = [r.message for r in caplog.records if "trains as one batch" in r.message]
+    assert len(warned) == 1 and "a document of 60 sentences" in warned[0]
+    assert "data.documents=N" in warned[0]

@@ -31,13 +31,20 @@ def run(name: str, *args: str, env: dict, timeout: int = 300) -> subprocess.Comp
 
 @pytest.fixture(scope="module")
 def store(trained, tmp_path_factory):
-    """The trained fixture's SQLite store and a model cache of this module's own."""
+    """The trained fixture's SQLite store and a model cache of this module's own (for this
+    process too: nothing is downloaded into the user's cache)."""
     import os
 
     cache = tmp_path_factory.mktemp("cache")
     uri = f"sqlite:///{trained['root']}/mlruns.db"
     env = {**os.environ, "NERLAB_CACHE": str(cache), "MLFLOW_TRACKING_URI": uri}
-    return {"uri": uri, "cache": cache, "env": env}
+    before = os.environ.get("NERLAB_CACHE")
+    os.environ["NERLAB_CACHE"] = str(cache)
+    yield {"uri": uri, "cache": cache, "env": env}
+    if before is None:
+        os.environ.pop("NERLAB_CACHE", None)
+    else:
+        os.environ["NERLAB_CACHE"] = before
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def test_register_tags_the_version_and_points_the_alias(trained, store, register
     assert registered["version"] == 1 and registered["uri"] == "models:/ner@champion"
     client = MlflowClient(tracking_uri=store["uri"], registry_uri=store["uri"])
     version = client.get_model_version_by_alias("ner", "champion")
-    assert version.version == "1"
+    assert str(version.version) == "1"
     run = client.get_run(trained["run_id"])
     tags = version.tags
     assert float(tags["test_f1"]) == pytest.approx(trained["test_f1"], abs=1e-4)
@@ -138,7 +145,7 @@ def test_moving_the_alias_serves_the_new_version(trained, store, registered, tmp
     client = MlflowClient(tracking_uri=store["uri"], registry_uri=store["uri"])
     version = client.get_model_version("ner", "2")
     assert version.run_id == second["run_id"] and "test_f1" in version.tags
-    assert client.get_model_version_by_alias("ner", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("ner", "champion").version) == "1"
     before = resolve_model_dir("models:/ner@champion", store["uri"])
     client.set_registered_model_alias("ner", "champion", "2")
     after = resolve_model_dir("models:/ner@champion", store["uri"])

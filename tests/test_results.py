@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 from conftest import compose_cfg
+from omegaconf import OmegaConf
 from test_train import run_cli, tiny_sweep_args
 
 from nerlab.analysis import results
@@ -23,16 +24,25 @@ COSINE_15 = {
     "scheduler._partial_": True,
     "scheduler.T_max": 15,
 }
-#: What each recipe must change against the default configuration.
+#: What the sentence-level recipe changes against the default (document-level) configuration
+SENTENCE = {
+    "model.document_memory": False,
+    "data.batch_by_document": False,
+    "scheduler": None,
+    "trainer.max_epochs": 30,
+}
+#: What each recipe must change against the sentence-level recipe (the ablations' base), or
+#: for the default and its variant against the default (``DEFAULT_BASED``).
 CHANGES = {
     "conll03_default": {},
+    "conll03_sentence": {},
     "conll03_char_lstm": {"model.char": "lstm"},
     "conll03_no_char": {"model.char": "none"},
     "conll03_softmax": {"model.crf": False},
     "conll03_bio": {"data.tag_scheme": "bio"},
     "conll03_random_embeddings": {"vectors.name": None, "vectors.extend_vocab": False},
     "conll03_document_memory": MEMORY,
-    "conll03_document_encoder": {**MEMORY, "model.document_encoder_dims": 100, **COSINE_15},
+    "conll03_document_encoder": {"trainer.max_epochs": 15, "scheduler.T_max": 15},
     "conll03_document_memory_cosine": {**MEMORY, **COSINE_15},
     "conll03_cosine": COSINE_15,
 }
@@ -46,14 +56,31 @@ def _flat(cfg) -> dict:
     return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
+DEFAULT_BASED = ("conll03_default", "conll03_document_encoder")
+
+
+def test_the_sentence_recipe_turns_the_document_context_and_the_schedule_off(tmp_path, tiny_corpus):
+    default = compose_cfg(tmp_path, tiny_corpus)
+    sentence = compose_cfg(tmp_path, tiny_corpus, "experiment=conll03_sentence")
+    for key, value in SENTENCE.items():
+        assert OmegaConf.select(sentence, key) == value, key
+    assert default.model.document_memory and default.data.batch_by_document
+    assert default.scheduler.T_max == default.trainer.max_epochs == 25
+
+
 def test_every_table_row_has_a_recipe_that_changes_only_its_ablation(tmp_path, tiny_corpus):
     assert set(CHANGES) == set(results.RECIPES)
-    base = _flat(compose_cfg(tmp_path, tiny_corpus))
+    bases = {
+        "default": _flat(compose_cfg(tmp_path, tiny_corpus)),
+        "sentence": _flat(compose_cfg(tmp_path, tiny_corpus, "experiment=conll03_sentence")),
+    }
     for name, change in CHANGES.items():
         assert (Path(CONF_DIR) / "experiment" / f"{name}.yaml").is_file()
+        base = bases["default" if name in DEFAULT_BASED else "sentence"]
         cfg = _flat(compose_cfg(tmp_path, tiny_corpus, f"experiment={name}"))
         differ = {k: cfg.get(k) for k in set(base) | set(cfg) if base.get(k) != cfg.get(k)}
-        assert differ.pop("logger.mlflow.experiment_name") == name  # the recipe names it
+        differ.pop("logger.mlflow.experiment_name", None)
+        assert cfg["logger.mlflow.experiment_name"] == name  # the recipe names it
         assert {k: cfg[k] for k in change} == change, name
         assert set(differ) <= set(change), name  # nothing else (SMALL already drops GloVe)
 

@@ -28,13 +28,13 @@ def _spark(ctx) -> dict:
 def keys(ctx, earlier: dict) -> dict:
     spacy, spark = ctx.result("spacy_component"), ctx.result("spark")
     return {
-        "spacy_component_texts_per_s": spacy.get("component_texts_per_s"),
-        "spacy_component_predict_texts_per_s": spacy.get("predict_texts_per_s"),
-        "spacy_component_overhead": spacy.get("overhead"),
-        "spark_texts_per_s": spark.get("spark_texts_per_s"),
-        "spark_predict_texts_per_s": spark.get("predict_texts_per_s"),
-        "spark_vs_predict": spark.get("spark_vs_predict"),
-        "spark_same_entities": spark.get("same_entities"),
+        "integration_spacy_texts_per_s": spacy.get("component_texts_per_s"),
+        "integration_spacy_predict_texts_per_s": spacy.get("predict_texts_per_s"),
+        "integration_spacy_overhead": spacy.get("overhead"),
+        "integration_spark_texts_per_s": spark.get("spark_texts_per_s"),
+        "integration_spark_predict_texts_per_s": spark.get("predict_texts_per_s"),
+        "integration_spark_vs_predict": spark.get("spark_vs_predict"),
+        "integration_spark_same_entities": spark.get("same_entities"),
     }
 
 
@@ -50,22 +50,22 @@ def rows(ctx, k: dict) -> list[Row]:
         if spark
         else ctx.why("spark")
     )
-    over = k["spacy_component_overhead"]
+    over = k["integration_spacy_overhead"]
     return [
         Row(
             "spaCy component, nlp.pipe (texts/s); peer: Tagger.predict",
-            k["spacy_component_texts_per_s"],
+            k["integration_spacy_texts_per_s"],
             "Tagger.predict",
-            k["spacy_component_predict_texts_per_s"],
+            k["integration_spacy_predict_texts_per_s"],
             None if over is None else 1 + over,
             spacy_note,
         ),
         Row(
             "make spark-predict, local[2] (texts/s); peer: make predict",
-            k["spark_texts_per_s"],
+            k["integration_spark_texts_per_s"],
             "make predict",
-            k["spark_predict_texts_per_s"],
-            k["spark_vs_predict"],
+            k["integration_spark_predict_texts_per_s"],
+            k["integration_spark_vs_predict"],
             spark_note,
         ),
     ]

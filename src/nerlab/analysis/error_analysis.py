@@ -313,3 +313,25 @@ def _render_line(tokens: Sequence[str], spans: Sequence[tuple], other: set) -> s
             out.append(html.escape(tokens[i]))
             i += 1
     return " ".join(out)
+
+
+def mention_consistency(
+    token_lists: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], documents: Sequence[int]
+) -> dict:
+    """How often a name mentioned more than once in a document gets different labels:
+    ``{"repeated", "inconsistent", "rate"}`` over (document, exact mention text) pairs with at
+    least two mentions (IOB2 ``tags``, read as conlleval reads them)."""
+    labels: dict[tuple[int, str], set[str]] = {}
+    counts: dict[tuple[int, str], int] = {}
+    for tokens, seq, doc in zip(token_lists, tags, documents, strict=True):
+        for label, first, last in conlleval_spans(seq):
+            key = (doc, " ".join(tokens[first : last + 1]))
+            labels.setdefault(key, set()).add(label)
+            counts[key] = counts.get(key, 0) + 1
+    repeated = [k for k, n in counts.items() if n > 1]
+    inconsistent = sum(len(labels[k]) > 1 for k in repeated)
+    return {
+        "repeated": len(repeated),
+        "inconsistent": inconsistent,
+        "rate": inconsistent / len(repeated) if repeated else 0.0,
+    }

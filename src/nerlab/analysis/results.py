@@ -22,16 +22,17 @@ from nerlab.analysis.runs import search_runs
 
 #: The rows of the README's table, in order: recipe name -> what it changes.
 RECIPES: dict[str, str] = {
-    "conll03_default": "default: GloVe 6B 50d + char CNN, BiLSTM 100, CRF, IOBES",
+    "conll03_default": "default: document memory + second BiLSTM, 25 epochs, cosine",
+    "conll03_sentence": "sentence-level: GloVe 6B 50d + char CNN, BiLSTM 100, CRF, IOBES",
     "conll03_char_lstm": "char BiLSTM instead of char CNN",
     "conll03_no_char": "no character features",
     "conll03_softmax": "softmax per token instead of the CRF",
     "conll03_bio": "BIO (IOB2) tags instead of IOBES",
     "conll03_random_embeddings": "random word embeddings instead of GloVe",
     "conll03_document_memory": "document memory: other mentions of a word in its document",
-    "conll03_document_encoder": "document memory read by a second BiLSTM (15 epochs, cosine)",
+    "conll03_document_encoder": "the default with 15 epochs",
     "conll03_document_memory_cosine": "document memory, 15 epochs, cosine learning rate",
-    "conll03_cosine": "default, 15 epochs, cosine learning rate",
+    "conll03_cosine": "sentence-level, 15 epochs, cosine learning rate",
 }
 ENTITY_TYPES = ("LOC", "MISC", "ORG", "PER")
 

@@ -6,8 +6,10 @@
                     [run_id=ID] [tracking_uri=URI] [prefix=eval]
 
 The last stdout line is JSON: ``f1``, ``precision``, ``recall``, ``per_type``
-(``{TYPE: {precision, recall, f1, support}}``) and ``calibration`` (the expected calibration
-error of the entities' span probabilities, ``ece``, and its bins); a readable report goes to
+(``{TYPE: {precision, recall, f1, support}}``), ``calibration`` (the expected calibration
+error of the entities' span probabilities, ``ece``, and its bins) and, for a document model,
+``mention_consistency`` (of the names mentioned more than once in a document, how many got
+different labels: ``predicted`` and the ``gold`` data's own); a readable report goes to
 stderr. The reliability plot is written to ``plot=``, else beside ``predictions=`` (as
 ``NAME.reliability.png``). Under a tracked run (``run_id=`` or the ``MLFLOW_RUN_ID``
 environment variable) the scores are logged to it as ``{prefix}_f1``, ``{prefix}_ece``, ... and
@@ -88,6 +90,14 @@ def evaluate(options: dict[str, str]) -> int:
         scores["calibration"] = calibration(probabilities, correct, bins)
     else:
         scores, predictions = score_tagger(tagger, sentences, documents)
+    if documents is not None:  # repeated names of a document labelled differently
+        from nerlab.analysis.error_analysis import mention_consistency
+
+        tokens = [s.tokens for s in sentences]
+        scores["mention_consistency"] = {
+            "predicted": mention_consistency(tokens, predictions, documents),
+            "gold": mention_consistency(tokens, [s.tags for s in sentences], documents),
+        }
     if "predictions" in options:
         write_conll(
             options["predictions"],

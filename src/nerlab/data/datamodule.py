@@ -133,6 +133,7 @@ class NERDataModule(L.LightningDataModule):
         #: the vocabularies of a model training continues from (``init_from``): extended, with
         #: their ids kept
         self.base_vocabs: Vocabularies | None = None
+        self._warned = False
         self.splits: dict[str, EncodedSplit] = {}
         self.sentences: dict[str, list[Sentence]] = {}
         self.stats: dict[str, float] = {}
@@ -350,6 +351,7 @@ class NERDataModule(L.LightningDataModule):
         split, hp = self.splits["train"], self.hparams
         replicas, rank = self._replicas()
         if hp.batch_by_document:
+            self._warn_about_long_documents(split.documents())
             sampler = DocumentBatchSampler(
                 split.documents(),
                 hp.batch_size,
@@ -364,6 +366,25 @@ class NERDataModule(L.LightningDataModule):
                 split.lengths, hp.batch_size, seed=hp.seed, num_replicas=replicas, rank=rank
             )
         return self._loader(split, sampler, hp.singleton_unk_prob)
+
+    def _warn_about_long_documents(self, docs: np.ndarray) -> None:
+        """A document of many batches' sentences trains as one batch (a document model sees a
+        document at once): say so, once, with what to do."""
+        if self._warned or not len(docs):
+            return
+        self._warned = True
+        sizes = np.bincount(docs - docs.min())
+        largest, limit = int(sizes.max()), 4 * self.hparams.batch_size
+        if largest > limit:
+            log.warning(
+                "%s: a document of %d sentences (more than 4 batches of data.batch_size=%d) "
+                "trains as one batch; if the file's -DOCSTART- lines do not mark real "
+                "documents, set data.documents=N (N sentences each) or train "
+                "experiment=conll03_sentence",
+                self.path("train") or "train",
+                largest,
+                self.hparams.batch_size,
+            )
 
     def eval_dataloader(self, name: str) -> DataLoader:
         split, size = self.splits[name], self.hparams.eval_batch_size

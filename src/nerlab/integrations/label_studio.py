@@ -29,6 +29,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+# at module level: FastAPI reads the endpoints' annotations (strings here) in this namespace
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
 from nerlab.errors import NerlabError
 from nerlab.files import write_atomic
 from nerlab.inference import Tagger
@@ -227,9 +231,6 @@ class Backend:
 
 
 def build_app(backend: Backend):
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
     app = FastAPI(title="nerlab Label Studio ML backend")
 
     async def body(request: Request) -> dict:

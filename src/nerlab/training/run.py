@@ -58,13 +58,25 @@ def build_data_and_model(
     test words that ``vectors.extend_vocab`` adds).
     """
     vectors = load_pretrained(cfg.vectors.name) if load_vectors and cfg.vectors.name else None
+    base = load_base_model(cfg.get("init_from"))
+    if base is not None and vectors is not None:
+        dims = base[0].config.word_embedding_dims
+        if vectors.dim != dims:  # the base model's embeddings decide; new words start random
+            log.warning(
+                "init_from=%s: its word embeddings have %d dimensions, the vectors %s %d; "
+                "new words start random",
+                cfg.init_from,
+                dims,
+                vectors.source,
+                vectors.dim,
+            )
+            vectors = None
     extend = vectors is not None and cfg.vectors.extend_vocab
     # plain Python arguments: the DataModule's hparams go into checkpoints that load with
     # weights_only=True, which refuses OmegaConf containers
     datamodule = instantiate(
         cfg.data, _convert_="all", extra_words=vectors.__contains__ if extend else None
     )
-    base = load_base_model(cfg.get("init_from"))
     if base is not None:
         datamodule.base_vocabs = base[1]
     datamodule.setup("fit")
@@ -134,7 +146,9 @@ def base_settings(cfg: DictConfig, net) -> dict[str, Any]:
             f"init_from={cfg.init_from}: its architecture is fixed; "
             + ", ".join(f"model.{k}={wanted[k]} (it has {base[k]})" for k in refused)
         )
-    return {**base, **{k: wanted[k] for k in keep if k in wanted}}
+    sizes = ("num_words", "num_chars", "num_tags")  # from the extended vocabularies
+    kept = {k: v for k, v in base.items() if k not in sizes}
+    return {**kept, **{k: wanted[k] for k in keep if k in wanted}}
 
 
 def _command_line_overrides() -> list[str]:
