@@ -345,3 +345,14 @@ def test_a_document_far_larger_than_a_batch_is_a_warning(tmp_path, caplog):
     warned = [r.message for r in caplog.records if "trains as one batch" in r.message]
     assert len(warned) == 1 and "a document of 60 sentences" in warned[0]
     assert "data.documents=N" in warned[0]
+
+
+def test_evaluation_batches_on_several_replicas_cover_every_document_once():
+    """Each rank evaluates every num_replicas-th document: a rank has a batch while there is a
+    document per rank (a small validation split under DDP), and nothing repeats."""
+    docs = np.array([0, 0, 1, 1, 1, 2, 3, 3])
+    ranks = [list(DocumentBatchSampler(docs, 256, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert all(len(batches) == 1 for batches in ranks)
+    seen = sorted(i for batches in ranks for batch in batches for i in batch)
+    assert seen == list(range(len(docs)))
+    assert sorted(ranks[0][0]) == [0, 1, 5] and sorted(ranks[1][0]) == [2, 3, 4, 6, 7]

@@ -212,7 +212,8 @@ class DocumentBatchSampler:
     in a new order every epoch (call :meth:`set_epoch`): the number of batches stays the same
     from epoch to epoch, which Lightning relies on (it counts them once to know when an epoch
     ends and validation is due). Several replicas each take every ``num_replicas``-th batch
-    (training pads the list so all ranks have as many)."""
+    (training pads the list so all ranks have as many); in evaluation each replica takes every
+    ``num_replicas``-th document instead and batches its own."""
 
     def __init__(
         self,
@@ -241,6 +242,12 @@ class DocumentBatchSampler:
                 lengths = np.asarray(lengths)
                 longest = [int(lengths[d].max()) for d in documents]
                 documents = [documents[i] for i in np.argsort(longest, kind="stable")]
+        # evaluation on several replicas: each takes every num_replicas-th document and packs
+        # its own, so every rank has a batch while there is a document per rank, and the union
+        # is the split exactly once (metric states summed across ranks equal one process's)
+        self.own_documents = not shuffle and num_replicas > 1
+        if self.own_documents:
+            documents = documents[rank::num_replicas]
         self.batches: list[list[int]] = []
         current: list[int] = []
         for doc in documents:
@@ -260,6 +267,9 @@ class DocumentBatchSampler:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
+        if self.own_documents:
+            yield from self.batches
+            return
         batches = self.batches
         if self.shuffle:
             rng = np.random.default_rng((self.seed, self.epoch))
@@ -269,6 +279,8 @@ class DocumentBatchSampler:
         yield from batches[self.rank :: self.num_replicas][: len(self)]
 
     def __len__(self) -> int:
+        if self.own_documents:
+            return len(self.batches)
         if self.shuffle:
             return math.ceil(len(self.batches) / self.num_replicas)
         return len(range(self.rank, len(self.batches), self.num_replicas))
