@@ -208,7 +208,8 @@ class DocumentBatchSampler:
     sees every sentence of a document at once.
 
     With ``shuffle`` the documents are packed once in a seeded random order (sorted by their
-    longest sentence when ``lengths`` are given) and the batches come
+    longest sentence when ``lengths`` are given; without ``shuffle`` ``lengths`` sorts them
+    too) and the batches come
     in a new order every epoch (call :meth:`set_epoch`): the number of batches stays the same
     from epoch to epoch, which Lightning relies on (it counts them once to know when an epoch
     ends and validation is due). Several replicas each take every ``num_replicas``-th batch
@@ -235,13 +236,15 @@ class DocumentBatchSampler:
         if shuffle:
             rng = np.random.default_rng(seed)
             documents = [documents[i] for i in rng.permutation(len(documents))]
-            if lengths is not None:
-                # documents whose longest sentences are alike share batches (in random order
-                # among equals): a batch's BiLSTM steps are its longest sentence, and this
-                # packing takes 15% fewer of them than a random one on CoNLL-2003
-                lengths = np.asarray(lengths)
-                longest = [int(lengths[d].max()) for d in documents]
-                documents = [documents[i] for i in np.argsort(longest, kind="stable")]
+        if lengths is not None and documents:
+            # documents whose longest sentences are alike share batches (in random order
+            # among equals when shuffled): a batch's BiLSTM steps are its longest sentence, and
+            # this packing takes 15% fewer of them than a random one on CoNLL-2003 training;
+            # in evaluation (predictions carry their indices) sentences tagged as documents of
+            # their own are then batched by length, as SortedBatchSampler does
+            lengths = np.asarray(lengths)
+            longest = [int(lengths[d].max()) for d in documents]
+            documents = [documents[i] for i in np.argsort(longest, kind="stable")]
         # evaluation on several replicas: each takes every num_replicas-th document and packs
         # its own, so every rank has a batch while there is a document per rank, and the union
         # is the split exactly once (metric states summed across ranks equal one process's)

@@ -391,7 +391,7 @@ class NERDataModule(L.LightningDataModule):
         replicas, rank = self._replicas()
         if self.hparams.batch_by_document:
             sampler = DocumentBatchSampler(
-                split.documents(), size, num_replicas=replicas, rank=rank
+                split.documents(), size, num_replicas=replicas, rank=rank, lengths=split.lengths
             )
         else:
             sampler = SortedBatchSampler(split.lengths, size, num_replicas=replicas, rank=rank)

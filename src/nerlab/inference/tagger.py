@@ -177,7 +177,9 @@ class Tagger:
         table.freeze()
         non_empty = np.flatnonzero(split.lengths > 0)
         if self.uses_documents:
-            sampler = DocumentBatchSampler(split.documents()[non_empty], self.batch_size)
+            sampler = DocumentBatchSampler(
+                split.documents()[non_empty], self.batch_size, lengths=split.lengths[non_empty]
+            )
         else:
             sampler = SortedBatchSampler(split.lengths[non_empty], self.batch_size)
         memory = self.uses_documents

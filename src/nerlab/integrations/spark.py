@@ -111,7 +111,10 @@ def tag_on_spark(
         rdd = spark.sparkContext.textFile(location, minPartitions=partitions)
         numbered = rdd.zipWithIndex().map(lambda pair: (pair[1], pair[0]))
         frame = spark.createDataFrame(numbered, "line long, text string")
-        tagged = frame.withColumn("entities", udf(F.col("text")))
+        # spark_udf turns the texts' entity lists into one rectangular column, padding the
+        # shorter lists with nulls: drop them
+        entities = F.filter(udf(F.col("text")), lambda entity: entity.isNotNull())
+        tagged = frame.withColumn("entities", entities)
         writer = tagged.write.mode("overwrite")
         if output_format == "json":
             writer.json(str(output_path))
