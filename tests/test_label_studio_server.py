@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -34,9 +35,12 @@ def api(base: str, method: str, path: str, payload=None):
         data=None if payload is None else json.dumps(payload).encode(),
         headers={"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        body = response.read()
-        return json.loads(body) if body else None
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            body = response.read()
+    except urllib.error.HTTPError as err:  # say what Label Studio answered
+        raise AssertionError(f"{method} {path}: {err.code} {err.read()[:500]!r}") from None
+    return json.loads(body) if body else None
 
 
 @pytest.fixture
@@ -53,7 +57,13 @@ def label_studio(tmp_path):
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "ML_BLOCK_LOCAL_IP": "false",  # the ML backend is on 127.0.0.1 too
+            "SSRF_PROTECTION_ENABLED": "false",
+        },
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

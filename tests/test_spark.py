@@ -70,7 +70,8 @@ def test_spark_tags_a_file_as_make_predict_does(trained, spark, tmp_path, monkey
         assert [r["text"] for r in got] == texts
         for a, b in zip(got, expected, strict=True):
             assert [e["confidence"] for e in a["entities"]] == pytest.approx(
-                [e["confidence"] for e in b["entities"]], abs=1e-6  # other batches: float32 sums
+                [e["confidence"] for e in b["entities"]],
+                abs=1e-6,  # other batches: float32 sums
             )
             drop = [{k: v for k, v in e.items() if k != "confidence"} for e in a["entities"]]
             assert drop == [
