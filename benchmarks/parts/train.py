@@ -26,7 +26,7 @@ from benchmarks.report import Row
 EPOCHS = 2
 
 
-def _real(ctx) -> dict:
+def _real_run(ctx, model: str) -> dict:
     from benchmarks import train_bench
 
     return train_bench.run(
@@ -36,21 +36,16 @@ def _real(ctx) -> dict:
         threads=ctx.threads,
         epochs=EPOCHS,
         timeout=ctx.timeout,
+        model=model,
     )
+
+
+def _real(ctx) -> dict:
+    return _real_run(ctx, "sentence")
 
 
 def _default(ctx) -> dict:
-    from benchmarks import train_bench
-
-    return train_bench.run(
-        "real",
-        ctx.data_dir,
-        quick=ctx.quick,
-        threads=ctx.threads,
-        epochs=EPOCHS,
-        timeout=ctx.timeout,
-        model="default",
-    )
+    return _real_run(ctx, "default")
 
 
 def _bare(ctx) -> dict:

@@ -176,17 +176,15 @@ def select(
     return chosen
 
 
-def label_studio_task(
-    unit: Unit, found: list[dict], score: float, meta: dict, model_version: str
-) -> dict:
-    """A Label Studio task with the model's pre-annotation (``predictions``), each span's
-    probability as its ``score`` and ``score`` as the prediction's (Label Studio sorts and
-    filters tasks by it)."""
-    result = [
+def label_studio_result(
+    found: list[dict], from_name: str = "label", to_name: str = "text"
+) -> list[dict]:
+    """Entities as Label Studio ``labels`` results, each span's probability as its ``score``."""
+    return [
         {
             "id": f"e{j}",
-            "from_name": "label",
-            "to_name": "text",
+            "from_name": from_name,
+            "to_name": to_name,
             "type": "labels",
             "value": {
                 "start": e["start"],
@@ -198,6 +196,15 @@ def label_studio_task(
         }
         for j, e in enumerate(found)
     ]
+
+
+def label_studio_task(
+    unit: Unit, found: list[dict], score: float, meta: dict, model_version: str
+) -> dict:
+    """A Label Studio task with the model's pre-annotation (``predictions``), each span's
+    probability as its ``score`` and ``score`` as the prediction's (Label Studio sorts and
+    filters tasks by it)."""
+    result = label_studio_result(found)
     return {
         "data": {"text": unit.text},
         "predictions": [{"model_version": model_version, "score": score, "result": result}],

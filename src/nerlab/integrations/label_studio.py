@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 # at module level: FastAPI reads the endpoints' annotations (strings here) in this namespace
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -100,7 +101,7 @@ class Backend:
 
     # ------------------------------------------------------------------ predictions
     def predict(self, tasks: list[dict], label_config: str | None = None) -> list[dict]:
-        from nerlab.analysis.selection import units_from_texts
+        from nerlab.analysis.selection import label_studio_result, score_units, units_from_texts
 
         names = parse_config(label_config) if label_config else self.names
         texts = []
@@ -112,38 +113,16 @@ class Backend:
                     f"found {type(text).__name__}"
                 )
             texts.append(text)
-        from nerlab.analysis.selection import score_units
-
         units = units_from_texts(texts, split_sentences=self.tagger.uses_documents)
-        import numpy as np
-
         found, log_paths = score_units(self.tagger, units, self.tagger.uses_documents)
-        out = []
-        for entities, (best, _) in zip(found, log_paths.tolist(), strict=True):
-            result = [
-                {
-                    "id": f"nerlab-{j}",
-                    "from_name": names["from_name"],
-                    "to_name": names["to_name"],
-                    "type": "labels",
-                    "value": {
-                        "start": e["start"],
-                        "end": e["end"],
-                        "text": e["text"],
-                        "labels": [e["label"]],
-                    },
-                    "score": e["confidence"],
-                }
-                for j, e in enumerate(entities)
-            ]
-            out.append(
-                {
-                    "result": result,
-                    "score": float(np.exp(best)),
-                    "model_version": self.model_version,
-                }
-            )
-        return out
+        return [
+            {
+                "result": label_studio_result(entities, names["from_name"], names["to_name"]),
+                "score": float(np.exp(best)),
+                "model_version": self.model_version,
+            }
+            for entities, (best, _) in zip(found, log_paths.tolist(), strict=True)
+        ]
 
     # ------------------------------------------------------------------ annotations
     def webhook(self, payload: dict) -> dict:
