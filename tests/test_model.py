@@ -113,6 +113,25 @@ def test_gradients_reach_every_parameter(tiny_corpus, settings):
     assert tags.shape == batch["mask"].shape and (tags[~batch["mask"]] == 0).all()
 
 
+def test_word_and_char_dropout_act_in_training_only(tiny_corpus):
+    torch.manual_seed(0)
+    net, batch = tiny_batch(tiny_corpus, word_dropout=0.5, char_dropout=0.5, dropout=0.0)
+    words = net.words(batch["word_ids"])
+    mask = batch["mask"]
+    net.train()
+    features = net.features(batch)[..., : net.config.word_embedding_dims]
+    zeroed = (features == 0).all(-1) & mask & (words != 0).any(-1)
+    kept = torch.isclose(features, words).all(-1) & mask
+    assert (zeroed | kept)[mask].all()  # a token's whole word vector goes, unscaled
+    share = zeroed.sum().item() / mask.sum().item()
+    assert 0.3 < share < 0.7, share
+    assert net.chars.dropout.p == 0.5
+    net.eval()
+    assert torch.equal(net.features(batch)[..., : net.config.word_embedding_dims], words)
+    with pytest.raises(ConfigError, match=r"model.word_dropout must be in \[0, 1\), found 1.0"):
+        TaggerConfig(num_words=5, num_chars=5, num_tags=3, word_dropout=1.0)
+
+
 def test_constrained_decoding_yields_well_formed_iobes(tiny_corpus):
     from nerlab.data.tag_schemes import validate
 

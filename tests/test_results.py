@@ -45,6 +45,8 @@ CHANGES = {
     "conll03_document_encoder": {"trainer.max_epochs": 15, "scheduler.T_max": 15},
     "conll03_document_memory_cosine": {**MEMORY, **COSINE_15},
     "conll03_cosine": COSINE_15,
+    "conll03_word_dropout": {"model.word_dropout": 0.05},
+    "conll03_char_dropout": {"model.char_dropout": 0.5},
 }
 
 
@@ -56,7 +58,12 @@ def _flat(cfg) -> dict:
     return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
-DEFAULT_BASED = ("conll03_default", "conll03_document_encoder")
+DEFAULT_BASED = (
+    "conll03_default",
+    "conll03_document_encoder",
+    "conll03_word_dropout",
+    "conll03_char_dropout",
+)
 
 
 def test_the_sentence_recipe_turns_the_document_context_and_the_schedule_off(tmp_path, tiny_corpus):

@@ -33,6 +33,8 @@ RECIPES: dict[str, str] = {
     "conll03_document_encoder": "the default with 15 epochs",
     "conll03_document_memory_cosine": "document memory, 15 epochs, cosine learning rate",
     "conll03_cosine": "sentence-level, 15 epochs, cosine learning rate",
+    "conll03_word_dropout": "the default with word dropout 0.05",
+    "conll03_char_dropout": "the default with dropout 0.5 on the character embeddings",
 }
 ENTITY_TYPES = ("LOC", "MISC", "ORG", "PER")
 

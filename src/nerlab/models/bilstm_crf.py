@@ -49,6 +49,11 @@ class TaggerConfig:
     lstm_layers: int = 1
     dropout: float = 0.5
     variational_dropout: bool = False
+    # in training, each token's word vector is zeroed with this probability (flair's
+    # WordDropout), so the tagger learns to read the char features and the context too
+    word_dropout: float = 0.0
+    # dropout on the character embeddings before the char encoder (Ma & Hovy use 0.5)
+    char_dropout: float = 0.0
     crf: bool = True
     # a fixed penalty on the transitions the tag scheme forbids (O -> I-PER in IOBES)
     constrain_transitions: bool = True
@@ -73,8 +78,9 @@ class TaggerConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be positive, found {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), found {self.dropout}")
+        for name in ("dropout", "word_dropout", "char_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1), found {getattr(self, name)}")
         if self.char not in CHAR_ENCODERS:
             raise ConfigError(
                 f"model.char must be one of {', '.join(CHAR_ENCODERS)}, found {self.char!r}"
@@ -164,7 +170,12 @@ class BiLSTMTagger(nn.Module):
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Token representations fed to the BiLSTM, ``(B, L, D_in)``."""
-        parts = [self.words(batch["word_ids"])]  # (B, L, D_w)
+        words = self.words(batch["word_ids"])  # (B, L, D_w)
+        if self.training and self.config.word_dropout > 0.0:
+            # the whole vector of a token, unscaled (flair's WordDropout)
+            keep = torch.rand(words.shape[:2], device=words.device) >= self.config.word_dropout
+            words = words * keep.unsqueeze(-1).to(words.dtype)
+        parts = [words]
         if self.chars is not None:
             per_form = self.chars(batch["char_ids"], batch["char_lengths"])  # (U, D_c)
             # an embedding lookup, not per_form[form_index]: the backward of advanced indexing

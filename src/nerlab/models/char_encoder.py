@@ -86,9 +86,13 @@ def build_char_encoder(config) -> nn.Module | None:
             config.character_embedding_dims,
             config.char_features_dims,
             tuple(config.char_kernel_sizes),
+            config.char_dropout,
         )
     if config.char == "lstm":
         return CharLSTM(
-            config.num_chars, config.character_embedding_dims, config.char_features_lstm_dims
+            config.num_chars,
+            config.character_embedding_dims,
+            config.char_features_lstm_dims,
+            config.char_dropout,
         )
     return None
