@@ -19,7 +19,7 @@ from nerlab.data.conll import document_ids, read_conll
 from nerlab.data.encoding import FormTable, encode_split
 from nerlab.data.vocab import CharVocab, WordVocab
 from nerlab.errors import NerlabError
-from nerlab.models.bilstm_crf import BiLSTMTagger, TaggerConfig
+from nerlab.models.bilstm_crf import BiLSTMTagger, TaggerConfig, build_tagger
 
 BIN = Path(sys.executable).parent
 
@@ -117,8 +117,13 @@ def test_document_batches_hold_whole_documents_and_every_sentence_once():
 
 @pytest.mark.parametrize(
     "variant",
-    [{}, {"document_pooling": "attention"}, {"document_encoder_dims": 5}],
-    ids=["mean", "attention", "second-encoder"],
+    [
+        {},
+        {"document_pooling": "attention"},
+        {"document_encoder_dims": 5},
+        {"document_encoder_dims": 5, "document_context": True},
+    ],
+    ids=["mean", "attention", "second-encoder", "context"],
 )
 def test_a_sentences_scores_do_not_depend_on_padding_or_other_documents(variant):
     torch.manual_seed(0)
@@ -308,6 +313,71 @@ def test_an_exported_document_model_tags_as_torch_does(mean_memory_model, tmp_pa
         ]
     )
     assert agree > 0.95
+
+
+def test_the_document_context_reads_the_other_sentences_and_exports(mean_memory_model, tmp_path):
+    """``model.document_context``: each token also reads the mean state of the other sentences
+    of its document. The trained memory model with the context added (its new weights drawn
+    with a fixed seed) is saved, exported and tagged by both backends alike."""
+    from nerlab.inference.model_dir import load_model, save_model
+    from nerlab.models.document_memory import mean_of_other_sentences
+
+    h = torch.randn(4, 5, 3)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    context, flag = mean_of_other_sentences(h, mask.bool(), torch.tensor([0, 0, 0, 1]))
+    assert torch.allclose(context[0, 1], torch.cat([h[1, :5], h[2, :2]]).mean(0), atol=1e-6)
+    assert torch.allclose(context[2, 0], torch.cat([h[0, :3], h[1, :5]]).mean(0), atol=1e-6)
+    assert context[0, 3:].abs().sum() == 0 and context[3].abs().sum() == 0  # padding; alone
+    assert flag[:, 0, 0].tolist() == [1.0, 1.0, 1.0, 0.0]
+
+    net, vocabs, info = load_model(mean_memory_model["model_dir"])
+    torch.manual_seed(0)
+    config = {**net.config.to_dict(), "document_context": True}
+    with pytest.raises(NerlabError, match="document_context needs model.document_memory=true"):
+        TaggerConfig.from_dict({**config, "document_memory": False})
+    context_net = build_tagger(TaggerConfig.from_dict(config), info["tags"], info["tag_scheme"])
+    kept = {k: v for k, v in net.state_dict().items() if k.split(".")[0] in KEPT_PARTS}
+    assert not set(context_net.load_state_dict(kept, strict=False).unexpected_keys)
+    model_dir = tmp_path / "context"
+    save_model(model_dir, context_net, {**info, "model": context_net.config.to_dict()})
+    # exported as `make export` does, in a process of its own (in this one, after another
+    # model's export, the exporter fixed the length axis to the example's)
+    result = subprocess.run(
+        [str(BIN / "nerlab-export"), f"model_dir={model_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["onnx"]["max_difference"] < 1e-4
+    sentences = read_conll(mean_memory_model["corpus"] / "test.txt")
+    token_lists, docs = [s.tokens for s in sentences], document_ids(sentences)
+    torch_tagger = Tagger.load(model_dir)
+    torch_tags = torch_tagger.tag(token_lists, documents=docs)
+    assert Tagger.load(model_dir, backend="onnx").tag(token_lists, documents=docs) == torch_tags
+    # the other sentences matter: the same batch with each sentence told it is alone in its
+    # document (the mention groups unchanged) scores differently
+    first = [i for i, d in enumerate(docs) if d == docs[0]]
+    assert len(first) > 1
+    batch = _batch(torch_tagger, [token_lists[i] for i in first])
+    with torch.no_grad():
+        context_net.eval()
+        together = context_net(batch)
+        alone = context_net({**batch, "document_row": torch.arange(len(first))})
+    assert not torch.allclose(together, alone, atol=1e-5)
+
+
+#: the parts of a memory model that keep their shapes when the document context is added
+KEPT_PARTS = ("words", "chars", "casing", "encoder", "crf")
+
+
+def _batch(tagger, token_lists):
+    """One document of ``token_lists`` as a tensor batch for ``tagger``'s network."""
+    table = FormTable(tagger.vocabs.words, tagger.vocabs.chars)
+    docs = np.zeros(len(token_lists), dtype=np.int64)
+    split = encode_split([(t, ()) for t in token_lists], table, None, docs=docs)
+    table.freeze()
+    return to_tensors(make_batch(split, table, np.arange(len(token_lists)), memory=True))
 
 
 def test_mention_consistency_counts_repeated_names_labelled_differently():

@@ -47,6 +47,7 @@ CHANGES = {
     "conll03_cosine": COSINE_15,
     "conll03_word_dropout": {"model.word_dropout": 0.05},
     "conll03_char_dropout": {"model.char_dropout": 0.5},
+    "conll03_document_context": {"model.document_context": True},
 }
 
 
@@ -63,6 +64,7 @@ DEFAULT_BASED = (
     "conll03_document_encoder",
     "conll03_word_dropout",
     "conll03_char_dropout",
+    "conll03_document_context",
 )
 
 

@@ -59,8 +59,14 @@ def test_two_best_sequences_are_exact_against_enumerating_every_path():
 def test_the_taggers_sequence_probabilities_are_those_of_its_tags(trained):
     tagger = Tagger.load(trained["model_dir"])
     token_lists = [tokens for tokens, _ in make_sentences(20, seed=9)] + [[]]
-    tags, _, paths = tagger.tag_with_uncertainty(token_lists)
+    tags, confidence, paths = tagger.tag_with_uncertainty(token_lists)
     assert tags == tagger.tag(token_lists)
+    # the span probabilities reuse the forward-backward messages behind log Z: the same values
+    alone = tagger.tag_with_confidence(token_lists)[1]
+    assert [set(c) for c in confidence] == [set(c) for c in alone]
+    assert sum(map(len, confidence)) > 0
+    for got, want in zip(confidence, alone, strict=True):
+        assert got == pytest.approx(want, abs=1e-9)
     assert paths[-1, 0] == 0 and paths[-1, 1] == -np.inf  # an empty list: one sure sequence
     assert np.all(paths[:-1, 0] <= 0) and np.all(paths[:, 1] <= paths[:, 0])
     # log P(best) is the score of the decoded tags minus log Z, computed here from scratch

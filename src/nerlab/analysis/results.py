@@ -35,6 +35,7 @@ RECIPES: dict[str, str] = {
     "conll03_cosine": "sentence-level, 15 epochs, cosine learning rate",
     "conll03_word_dropout": "the default with word dropout 0.05",
     "conll03_char_dropout": "the default with dropout 0.5 on the character embeddings",
+    "conll03_document_context": "the default with the mean state of the document's other sentences",
 }
 ENTITY_TYPES = ("LOC", "MISC", "ORG", "PER")
 

@@ -145,7 +145,8 @@ def make_batch(
     with that probability (Lample et al.), so the model learns an embedding for it.
     With ``memory``, also ``memory_group (B, L)``: for each capitalized token, the number of its
     group, the tokens of the batch with the same lowercased form in the same document (-1 where
-    there is no other), which a document-memory model pools over.
+    there is no other), which a document-memory model pools over, and ``document_row (B,)``,
+    the document of the batch each sentence belongs to (``document_context`` pools over it).
     """
     indices = np.asarray(indices, dtype=np.int64)
     lengths = split.lengths[indices]  # (B,)
@@ -166,7 +167,11 @@ def make_batch(
     tags = np.where(mask, split.tags[token], 0)
     char_lengths = table.char_lengths[unique]
     char_ids = table.char_ids[unique, : max(1, int(char_lengths.max(initial=1)))]
-    extra = {"memory_group": memory_groups(split, table, indices, forms, mask)} if memory else {}
+    extra = {}
+    if memory:
+        extra["memory_group"] = memory_groups(split, table, indices, forms, mask)
+        # which document of the batch each sentence belongs to (0, 1, ...)
+        extra["document_row"] = np.unique(split.documents()[indices], return_inverse=True)[1]
     return {
         **extra,
         "word_ids": word_ids,

@@ -1,10 +1,10 @@
 """``make export``: the network of a saved model as ONNX, optionally quantized to int8.
 
 The exported graph maps a batch (``word_ids``, ``form_index``, ``char_ids``, ``char_lengths``,
-``casing``, ``mask``, and for a document-memory model ``memory_group``; dynamic batch, length,
-form and word-width axes) to the emission scores
-``(B, L, K)``: embeddings, character encoder, BiLSTM and projection. The CRF's scores go beside
-it in ``crf.safetensors`` and are decoded by :mod:`nerlab.inference.crf_numpy`, so
+``casing``, ``mask``, and for a document-memory model ``memory_group`` (with the document
+context also ``document_row``); dynamic batch, length, form and word-width axes) to the
+emission scores ``(B, L, K)``: embeddings, character encoder, BiLSTM and projection. The CRF's
+scores go beside it in ``crf.safetensors`` and are decoded by :mod:`nerlab.inference.crf_numpy`, so
 ``Tagger.load(model_dir, backend="onnx")`` needs onnxruntime and NumPy only.
 
 The export uses ``torch.onnx.export`` (the ``torch.export``-based exporter), is checked with
@@ -59,6 +59,10 @@ class _Emissions(torch.nn.Module):
         return self.net(dict(zip(INPUTS, inputs, strict=True)))
 
 
+#: and with ``document_context``: the document of the batch each sentence belongs to
+DOCUMENT_INPUT = "document_row"
+
+
 class _DocumentEmissions(_Emissions):
     """A document-memory network with positional inputs: :data:`INPUTS` and the groups."""
 
@@ -67,11 +71,31 @@ class _DocumentEmissions(_Emissions):
         return self.net(dict(zip((*INPUTS, MEMORY_INPUT), inputs, strict=True)))
 
 
+class _ContextEmissions(_Emissions):
+    """A document-context network: :data:`INPUTS`, the groups and the document rows."""
+
+    def forward(
+        self, word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group, rows
+    ):
+        inputs = (word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group, rows)
+        names = (*INPUTS, MEMORY_INPUT, DOCUMENT_INPUT)
+        return self.net(dict(zip(names, inputs, strict=True)))
+
+
+def input_names(config) -> tuple[str, ...]:
+    """The exported graph's inputs for a network of ``config``."""
+    if not config.document_memory:
+        return INPUTS
+    if config.document_context:
+        return (*INPUTS, MEMORY_INPUT, DOCUMENT_INPUT)
+    return (*INPUTS, MEMORY_INPUT)
+
+
 def sample_batch(
     vocabs, word_length, sentences: int = 6, memory: bool = False
 ) -> dict[str, np.ndarray]:
     """A batch of sentences of different lengths drawn from the model's own words; with
-    ``memory``, one document whose sentences repeat capitalized words (mention groups)."""
+    ``memory``, two documents whose sentences repeat capitalized words (mention groups)."""
     rng = np.random.default_rng(0)
     words = list(vocabs.words.words[2:200]) or ["word"]
     token_lists = [
@@ -83,7 +107,7 @@ def sample_batch(
         for i, tokens in enumerate(token_lists):
             tokens[: min(len(tokens), 2)] = names[i % 3 : i % 3 + 2][: len(tokens)]
     table = FormTable(vocabs.words, vocabs.chars, word_length)
-    docs = np.zeros(len(token_lists), dtype=np.int64) if memory else None
+    docs = (np.arange(len(token_lists)) >= 2).astype(np.int64) if memory else None
     split = encode_split([(t, ()) for t in token_lists], table, None, docs=docs)
     table.freeze()
     return make_batch(split, table, np.arange(len(token_lists)), memory=memory)
@@ -97,7 +121,7 @@ def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> di
     model_dir = Path(model_dir)
     net, vocabs, info = _exportable(model_dir)
     memory = net.config.document_memory
-    names = (*INPUTS, MEMORY_INPUT) if memory else INPUTS
+    names = input_names(net.config)
     batch = sample_batch(vocabs, (info.get("data") or {}).get("word_length"), memory=memory)
     args = tuple(torch.from_numpy(batch[name]) for name in names)
     with torch.no_grad():
@@ -134,10 +158,14 @@ def _export(net, args: tuple, path: Path, model_dir: Path) -> None:
     ``path``, quietly; a failure is one line naming the model."""
     dims = {n: torch.export.Dim(n) for n in ("batch", "length", "forms", "width")}
     tokens, forms = {0: dims["batch"], 1: dims["length"]}, {0: dims["forms"]}
-    # in INPUTS order: word_ids, form_index, char_ids, char_lengths, casing, mask[, memory_group]
+    # in INPUTS order: word_ids, form_index, char_ids, char_lengths, casing, mask[, memory_group
+    # [, document_row]]
     shapes = (tokens, tokens, {**forms, 1: dims["width"]}, forms, tokens, tokens)
+    names = input_names(net.config)
     module = _Emissions(net)
-    if len(args) > len(INPUTS):
+    if DOCUMENT_INPUT in names:
+        shapes, module = (*shapes, tokens, {0: dims["batch"]}), _ContextEmissions(net)
+    elif MEMORY_INPUT in names:
         shapes, module = (*shapes, tokens), _DocumentEmissions(net)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -150,7 +178,7 @@ def _export(net, args: tuple, path: Path, model_dir: Path) -> None:
                 args,
                 str(path),
                 dynamo=True,
-                input_names=list(INPUTS) + [MEMORY_INPUT] * (len(args) > len(INPUTS)),
+                input_names=list(names),
                 output_names=["emissions"],
                 dynamic_shapes=shapes,
                 opset_version=OPSET,

@@ -220,12 +220,16 @@ class Tagger:
                 id_rows = emissions.argmax(-1).tolist()
             for row, (idx, n) in enumerate(zip(indices.tolist(), lengths.tolist(), strict=True)):
                 tags[idx] = ids_to_iob2(id_rows[row][:n], names)
+            messages = None
             if paths is not None:
+                # the messages of every sentence: log Z here, the span probabilities below
                 crf = self.runner.crf_scores
-                logz = crf_numpy.forward_backward(emissions, mask, *crf).logz
-                paths[indices] = crf_numpy.two_best_scores(emissions, mask, *crf) - logz[:, None]
+                messages = crf_numpy.forward_backward(emissions, mask, *crf)
+                paths[indices] = (
+                    crf_numpy.two_best_scores(emissions, mask, *crf) - messages.logz[:, None]
+                )
             if with_confidence:
-                self._span_probabilities(emissions, mask, indices, tags, confidence)
+                self._span_probabilities(emissions, mask, indices, tags, confidence, messages)
         return tags, confidence
 
     def _case_windows(self, label: str, first: int, last: int, length: int) -> list:
@@ -249,10 +253,13 @@ class Tagger:
             self._windows[key] = windows
         return windows
 
-    def _span_probabilities(self, emissions, mask, indices, tags, confidence) -> None:
+    def _span_probabilities(
+        self, emissions, mask, indices, tags, confidence, messages=None
+    ) -> None:
         """The exact probability of each predicted chunk: for every chunk, the disjoint sets of
         tag paths that read as exactly that chunk (``span_cases``), each a constrained pass
-        over the positions the case names (:func:`crf_numpy.window_log_probs`)."""
+        over the positions the case names (:func:`crf_numpy.window_log_probs`). ``messages``:
+        the batch's forward-backward messages when the caller has them already."""
         rows, lows, windows, keys = [], [], [], []
         for row, idx in enumerate(indices.tolist()):
             n = len(tags[idx])
@@ -269,15 +276,15 @@ class Tagger:
         for i, window in enumerate(windows):
             allowed[i, : window.shape[0]] = window
         crf = self.runner.crf_scores
-        used = sorted(set(rows))
-        messages = None
-        if crf is not None:
-            # the forward and backward messages of the sentences that have a chunk, once each
-            messages = crf_numpy.forward_backward(emissions[used], mask[used], *crf)
-        where = {r: i for i, r in enumerate(used)}
-        sub = np.asarray([where[r] for r in rows])
+        if messages is None:
+            used = sorted(set(rows))
+            if crf is not None:
+                # the forward and backward messages of the sentences that have a chunk, once each
+                messages = crf_numpy.forward_backward(emissions[used], mask[used], *crf)
+            where = {r: i for i, r in enumerate(used)}
+            emissions, rows = emissions[used], [where[r] for r in rows]
         log_p = crf_numpy.window_log_probs(
-            emissions[used], messages, crf, sub, np.asarray(lows), allowed
+            emissions, messages, crf, np.asarray(rows), np.asarray(lows), allowed
         )
         for (idx, span), p in zip(keys, np.exp(log_p).tolist(), strict=True):
             confidence[idx][span] = confidence[idx].get(span, 0.0) + p

@@ -19,7 +19,11 @@ from nerlab.data.tag_schemes import allowed_transitions, canonical_scheme
 from nerlab.errors import ConfigError
 from nerlab.models.char_encoder import CHAR_ENCODERS, build_char_encoder
 from nerlab.models.crf import CRF
-from nerlab.models.document_memory import MentionAttention, mean_of_mentions
+from nerlab.models.document_memory import (
+    MentionAttention,
+    mean_of_mentions,
+    mean_of_other_sentences,
+)
 from nerlab.models.dropout import SequenceDropout
 from nerlab.models.embeddings import WordEmbedding
 from nerlab.models.encoder import BiLSTMEncoder
@@ -66,6 +70,9 @@ class TaggerConfig:
     document_pooling: str = "mean"  # mean | attention
     document_attention_dims: int = 64
     document_encoder_dims: int = 0
+    # with the document memory: each token also reads the mean encoder state of the other
+    # sentences of its document (what the document is about), with a flag
+    document_context: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -114,6 +121,11 @@ class TaggerConfig:
             raise ConfigError(
                 f"model.document_encoder_dims must be >= 0, found {self.document_encoder_dims}"
             )
+        if self.document_context and not self.document_memory:
+            raise ConfigError(
+                "model.document_context needs model.document_memory=true (batches of whole "
+                "documents)"
+            )
         self.char_kernel_sizes = list(self.char_kernel_sizes)
 
     def to_dict(self) -> dict:
@@ -159,6 +171,8 @@ class BiLSTMTagger(nn.Module):
                 self.mentions = MentionAttention(hidden, config.document_attention_dims)
             # [own state; the pooled state of the other mentions; whether there are any]
             projected = 2 * hidden + 1
+            if config.document_context:  # [...; the other sentences' mean state; flag]
+                projected += hidden + 1
             if config.document_encoder_dims:
                 self.document_encoder = BiLSTMEncoder(projected, config.document_encoder_dims)
                 self.document_dropout = SequenceDropout(config.dropout, config.variational_dropout)
@@ -193,7 +207,10 @@ class BiLSTMTagger(nn.Module):
         if self.config.document_memory:
             groups = batch["memory_group"]
             pooled = self.mentions(h, groups) if self.mentions else mean_of_mentions(h, groups)
-            h = torch.cat([h, *pooled], dim=-1)  # (B, L, 4H + 1)
+            if self.config.document_context:
+                context = mean_of_other_sentences(h, batch["mask"], batch["document_row"])
+                pooled = (*pooled, *context)
+            h = torch.cat([h, *pooled], dim=-1)  # (B, L, 4H + 1), 6H + 2 with the context
             if self.document_encoder is not None:
                 again = self.document_encoder(self.document_dropout(h), batch["mask"])
                 h = torch.cat([h, again], dim=-1)

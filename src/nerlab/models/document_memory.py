@@ -35,6 +35,36 @@ def mean_of_mentions(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tenso
     return memory.view(*groups.shape, -1), (groups >= 0).to(h.dtype).unsqueeze(-1)
 
 
+def mean_of_other_sentences(
+    h: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each sentence, the mean of ``h`` over the tokens of the *other* sentences of its
+    document (``rows (B,)``: the document of each sentence), given to each of its tokens, and a
+    flag saying there are any: ``(B, L, D)`` and ``(B, L, 1)``; zeros at padding.
+
+    What the document is about (a sports results page, a market report) without reading it
+    again. As in :func:`mean_of_mentions`, sums go through ``index_add`` over the flattened
+    tokens and come back through embedding lookups, and the result takes its ``(B, L)`` from
+    ``mask``, an input of the network (an exported graph keeps a dynamic length)."""
+    flat = h.flatten(0, 1)  # (B*L, D)
+    weight = mask.flatten().to(h.dtype)  # (B*L,)
+    batch = mask.shape[0]
+    sentence = torch.arange(batch, device=h.device).unsqueeze(1).expand_as(mask).flatten()
+    document = rows[sentence]  # (B*L,)
+    weighted = flat * weight[:, None]
+    # sums in rows 0..B-1 of tensors shaped like ``flat`` (B*L >= B rows), as in
+    # mean_of_mentions: sizes taken from the encoder's output keep the export's length dynamic
+    sums, counts = torch.zeros_like(flat), torch.zeros_like(weight)[:, None]
+    own = sums.index_add(0, sentence, weighted)  # row b: sentence b's sum
+    own_count = counts.index_add(0, sentence, weight[:, None])
+    docs = sums.index_add(0, document, weighted)  # row d: document d's (d < B)
+    doc_count = counts.index_add(0, document, weight[:, None])
+    other_count = F.embedding(document, doc_count) - F.embedding(sentence, own_count)  # (B*L, 1)
+    others = (F.embedding(document, docs) - F.embedding(sentence, own)) / other_count.clamp(min=1)
+    flag = (other_count > 0).to(h.dtype) * weight[:, None]
+    return (others * weight[:, None]).view(*mask.shape, -1), flag.view(*mask.shape, 1)
+
+
 class MentionAttention(nn.Module):
     """For each position with a group, an attention-weighted mean of ``h`` over the other
     positions of its group (scaled dot product of learned queries and keys), and the flag of
