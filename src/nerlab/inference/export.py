@@ -47,39 +47,20 @@ TOLERANCE = 1e-4
 MEMORY_INPUT = "memory_group"
 
 
-class _Emissions(torch.nn.Module):
-    """The network with positional inputs, as the exporter wants them."""
-
-    def __init__(self, net) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, word_ids, form_index, char_ids, char_lengths, casing, mask):
-        inputs = (word_ids, form_index, char_ids, char_lengths, casing, mask)
-        return self.net(dict(zip(INPUTS, inputs, strict=True)))
-
-
 #: and with ``document_context``: the document of the batch each sentence belongs to
 DOCUMENT_INPUT = "document_row"
 
 
-class _DocumentEmissions(_Emissions):
-    """A document-memory network with positional inputs: :data:`INPUTS` and the groups."""
+class _Emissions(torch.nn.Module):
+    """The network with positional inputs, as the exporter wants them (``names`` in order)."""
 
-    def forward(self, word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group):
-        inputs = (word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group)
-        return self.net(dict(zip((*INPUTS, MEMORY_INPUT), inputs, strict=True)))
+    def __init__(self, net, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.names = names
 
-
-class _ContextEmissions(_Emissions):
-    """A document-context network: :data:`INPUTS`, the groups and the document rows."""
-
-    def forward(
-        self, word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group, rows
-    ):
-        inputs = (word_ids, form_index, char_ids, char_lengths, casing, mask, memory_group, rows)
-        names = (*INPUTS, MEMORY_INPUT, DOCUMENT_INPUT)
-        return self.net(dict(zip(names, inputs, strict=True)))
+    def forward(self, *inputs):
+        return self.net(dict(zip(self.names, inputs, strict=True)))
 
 
 def input_names(config) -> tuple[str, ...]:
@@ -162,11 +143,9 @@ def _export(net, args: tuple, path: Path, model_dir: Path) -> None:
     # [, document_row]]
     shapes = (tokens, tokens, {**forms, 1: dims["width"]}, forms, tokens, tokens)
     names = input_names(net.config)
-    module = _Emissions(net)
-    if DOCUMENT_INPUT in names:
-        shapes, module = (*shapes, tokens, {0: dims["batch"]}), _ContextEmissions(net)
-    elif MEMORY_INPUT in names:
-        shapes, module = (*shapes, tokens), _DocumentEmissions(net)
+    extra = {MEMORY_INPUT: tokens, DOCUMENT_INPUT: {0: dims["batch"]}}
+    shapes = (*shapes, *(extra[n] for n in names[len(INPUTS) :]))
+    module = _Emissions(net, names)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -180,7 +159,7 @@ def _export(net, args: tuple, path: Path, model_dir: Path) -> None:
                 dynamo=True,
                 input_names=list(names),
                 output_names=["emissions"],
-                dynamic_shapes=shapes,
+                dynamic_shapes=(shapes,),  # forward(*inputs): one tuple for the varargs
                 opset_version=OPSET,
                 external_data=False,
                 verbose=False,
