@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nerlab.data.datamodule import NERDataModule
 from nerlab.data.vectors import PretrainedVectors, load_pretrained, vector_coverage
-from nerlab.errors import ConfigError
+from nerlab.errors import ConfigError, NerlabError
 from nerlab.files import write_atomic
 from nerlab.inference.model_dir import build_info, save_model
 from nerlab.models.bilstm_crf import check_settings
@@ -291,12 +292,23 @@ def prepare_run(cfg: DictConfig) -> None:
     L.seed_everything(cfg.seed, workers=True)
 
 
+def _callback(block: DictConfig) -> L.Callback:
+    """One ``callbacks`` entry, instantiated; a setting it refuses is its own one-line error
+    (Hydra wraps what a constructor raises in a traceback-sized message)."""
+    try:
+        return instantiate(block)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, NerlabError):
+            raise err.__cause__ from None
+        raise
+
+
 def build_trainer(
     cfg: DictConfig, resume_run_id: str | None
 ) -> tuple[L.Trainer, ModelCheckpoint | None, SharedStoreMLFlowLogger | None]:
     """The Trainer with ``cfg``'s callbacks and loggers; its checkpoint callback and MLflow
     logger (or None)."""
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks = [_callback(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not cfg.trainer.get("enable_progress_bar", True):  # the user's switch wins
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
