@@ -198,6 +198,36 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, tiny_corpus):
     assert summary["test_f1"] > 0.5  # it learned, so the loss stayed finite
 
 
+BF16_INFERENCE = """
+import json, torch
+from nerlab.models.encoder import BiLSTMEncoder, cpu_bf16_lstm_works
+torch.manual_seed(0)
+encoder = BiLSTMEncoder(6, 5, 2).eval()
+x, mask = torch.randn(3, 7, 6), torch.arange(7)[None, :] < torch.tensor([[7], [4], [1]])
+with torch.no_grad():
+    fp32 = encoder(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = encoder(x, mask)
+print(json.dumps({"works": cpu_bf16_lstm_works(), "dtype": str(bf16.dtype),
+                  "diff": (bf16.float() - fp32)[mask].abs().max().item()}))
+"""
+
+
+def test_bf16_inference_runs_where_onednn_has_no_bf16_lstm():
+    # AVX-512 without AVX512_BF16 (CI's CPU once): PyTorch takes the bf16 oneDNN LSTM, which
+    # oneDNN cannot build there. Capping oneDNN's ISA makes this CPU behave like that one.
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+    result = subprocess.run(
+        [sys.executable, "-c", BF16_INFERENCE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout)
+    if outcome["works"]:  # a CPU whose oneDNN builds it anyway: bf16 all the way
+        assert outcome["dtype"] == "torch.bfloat16" and outcome["diff"] < 0.05
+    else:  # the fallback: the LSTMs ran in fp32, exactly as without autocast
+        assert outcome["dtype"] == "torch.float32" and outcome["diff"] == 0.0
+
+
 @pytest.mark.slow  # the default suite keeps the faster launcher/DDP tests
 def test_two_process_ddp_scores_exactly_what_one_process_scores(tmp_path, tiny_corpus):
     from nerlab import Tagger

@@ -7,12 +7,43 @@ runs two unidirectional LSTMs on padded input: the forward one as is (padding on
 words, so it cannot reach them) and the backward one on each sentence reversed in place (its
 words reversed, padding still at the end), whose outputs are reversed back. The result equals
 the packed bidirectional LSTM exactly.
+
+Under CPU bf16 autocast, inference runs oneDNN's LSTM primitive, which some CPUs that PyTorch
+accepts for bf16 cannot build (AVX-512 without AVX512_BF16: "could not create a primitive
+descriptor for the LSTM forward propagation primitive"). There the LSTMs run in fp32 instead.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
+
+
+@functools.cache
+def cpu_bf16_lstm_works() -> bool:
+    """Whether this CPU's oneDNN builds the bf16 LSTM that inference under autocast uses."""
+    lstm = nn.LSTM(1, 1, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 1, 1))
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_lstm(lstm: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+    """``lstm(x)``'s outputs, in fp32 where this CPU cannot run the bf16 LSTM."""
+    if (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not cpu_bf16_lstm_works()
+    ):
+        with torch.autocast("cpu", enabled=False):
+            return lstm(x.float())[0]
+    return lstm(x)[0]
 
 
 def reverse_index(mask: torch.Tensor) -> torch.Tensor:
@@ -43,9 +74,9 @@ class BiLSTMEncoder(nn.Module):
         ):
             if layer > 0:
                 x = self.between(x)
-            ahead, _ = fwd(x)  # (B, L, H)
+            ahead = run_lstm(fwd, x)  # (B, L, H)
             reversed_x = x.gather(1, index.expand(-1, -1, x.shape[2]))  # (B, L, D)
-            behind, _ = bwd(reversed_x)
+            behind = run_lstm(bwd, reversed_x)
             behind = behind.gather(1, index.expand(-1, -1, behind.shape[2]))  # back in order
             x = torch.cat([ahead, behind], dim=2)  # (B, L, 2H)
         return x
