@@ -12,10 +12,12 @@ callback validates them before averaging starts). Per variant the JSON keeps ``b
 validation epoch of the whole run: no early stopping) and ``kept`` (what early stopping with
 ``patience`` would have kept); an EMA's ``kept`` is only meaningful once it is scored.
 
-    PYTHONPATH=benchmarks make sweep experiment=conll03_default \
+    PYTHONPATH=benchmarks make sweep experiment=conll03_no_averaging \
         callbacks.early_stopping.patience=25 logger.mlflow.experiment_name=averaging_probe \
         +callbacks.probe._target_=averaging_probe.AveragingProbe \
-        '+callbacks.probe.ema_decays=[0.999,0.9997]' '+callbacks.probe.swa_from_epochs=[10,15]'
+        '+callbacks.probe.ema_decays=[0.9997]' '+callbacks.probe.swa_from_epochs=[10,15]'
+
+(``conll03_no_averaging``: the run itself must train and validate the weights as they are.)
 
 writes ``averaging_probe.jsonl`` (validation F1 per epoch) and ``averaging_probe.json`` (the
 selected epochs and their test F1) into each run directory;

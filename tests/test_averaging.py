@@ -29,7 +29,13 @@ from nerlab.training.run import (
 def averaging(method: str, start_epoch: int, decay: float | None = None) -> list[str]:
     """The overrides of `make train averaging=METHOD` with these settings."""
     overrides = [f"averaging={method}", f"callbacks.weight_averaging.start_epoch={start_epoch}"]
-    return overrides + ([f"callbacks.weight_averaging.decay={decay}"] if decay else [])
+    if decay is None:
+        return overrides
+    return [
+        *overrides,
+        f"callbacks.weight_averaging.decay={decay}",
+        "callbacks.weight_averaging.half_life=null",
+    ]
 
 
 def weights(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -143,17 +149,22 @@ def test_a_run_saves_the_averaged_weights_and_resumes_the_average(tmp_path, tiny
     assert_same(weights(module.net), mean([first.epochs[1], resumed.epochs[0]]))
 
 
-def test_ema_averages_every_step_from_its_start_epoch(tmp_path, tiny_corpus):
-    decay = 0.5
+@pytest.mark.parametrize("setting", ["decay", "half_life"])
+def test_ema_averages_every_step_from_its_start_epoch(tmp_path, tiny_corpus, setting):
+    given = {"decay": {"decay": 0.5}, "half_life": {}}[setting]
     cfg = compose_cfg(
         tmp_path,
         tiny_corpus,
         "trainer.max_epochs=2",
         "callbacks.early_stopping.patience=10",
         "logger=csv",
-        *averaging("ema", start_epoch=2, decay=decay),
+        *averaging("ema", start_epoch=2, **given),
+        *([] if given else ["callbacks.weight_averaging.half_life=0.25"]),
     )
-    _, module, _, seen, _ = fit(cfg)
+    trainer, module, _, seen, _ = fit(cfg)
+    # half_life: a step's weight halves after that fraction of the run's optimizer steps
+    decay = 0.5 if setting == "decay" else 0.5 ** (1 / (0.25 * len(seen.steps)))
+    assert trainer.estimated_stepping_batches == len(seen.steps)
     per_epoch = len(seen.steps) // 2
     # epoch 1 validates the trained weights; from epoch 2 every step moves the average
     assert_same(seen.validated[0], seen.epochs[0])
@@ -170,6 +181,12 @@ def test_ema_averages_every_step_from_its_start_epoch(tmp_path, tiny_corpus):
         ({"method": "mean"}, "method must be one of swa, ema, found 'mean'"),
         ({"start_epoch": 0}, "start_epoch must be >= 1, found 0"),
         ({"decay": 1.0}, "decay must be in (0, 1), found 1.0"),
+        ({"half_life": 0.0}, "half_life must be in (0, 1], found 0.0"),
+        ({"method": "ema"}, "ema needs exactly one of decay and half_life, found decay=None"),
+        (
+            {"method": "ema", "decay": 0.9, "half_life": 0.2},
+            "ema needs exactly one of decay and half_life, found decay=0.9, half_life=0.2",
+        ),
     ],
 )
 def test_bad_settings_are_refused_by_name(kwargs, message):

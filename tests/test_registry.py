@@ -189,7 +189,10 @@ def test_the_spacy_component_gives_the_taggers_entities(trained, tmp_path):
     import spacy
 
     tagger = Tagger.load(trained["model_dir"])
-    expected = tagger.predict(TEXTS)
+    # other batches pad to other lengths, which moves a confidence in its last bits
+    expected = [
+        [{**e, "confidence": round(e["confidence"], 9)} for e in t] for t in tagger.predict(TEXTS)
+    ]
     nlp = spacy.blank("en")
     nlp.add_pipe("nerlab", config={"model": trained["model_dir"], "batch_size": 3})
     docs = list(nlp.pipe(TEXTS))
@@ -197,7 +200,7 @@ def test_the_spacy_component_gives_the_taggers_entities(trained, tmp_path):
     def ents(doc):
         return [
             {"text": e.text, "label": e.label_, "start": e.start_char, "end": e.end_char,
-             "confidence": e._.confidence}
+             "confidence": round(e._.confidence, 9)}
             for e in doc.ents
         ]  # fmt: skip
 
@@ -219,7 +222,7 @@ def test_the_spacy_component_gives_the_taggers_entities(trained, tmp_path):
     assert [(s.text, s.label_) for s in doc.spans["nerlab"]] == [
         (e["text"], e["label"]) for e in expected[0]
     ]
-    assert doc.spans["nerlab"][0]._.confidence == expected[0][0]["confidence"]
+    assert round(doc.spans["nerlab"][0]._.confidence, 9) == expected[0][0]["confidence"]
 
 
 def test_the_spacy_component_aligns_other_tokenizations_by_characters(trained):

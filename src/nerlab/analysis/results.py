@@ -22,7 +22,7 @@ from nerlab.analysis.runs import search_runs
 
 #: The rows of the README's table, in order: recipe name -> what it changes.
 RECIPES: dict[str, str] = {
-    "conll03_default": "default: document memory + second BiLSTM, 25 epochs, cosine",
+    "conll03_default": "default: document memory + second BiLSTM, 25 epochs, cosine, EMA weights",
     "conll03_sentence": "sentence-level: GloVe 6B 50d + char CNN, BiLSTM 100, CRF, IOBES",
     "conll03_char_lstm": "char BiLSTM instead of char CNN",
     "conll03_no_char": "no character features",
@@ -36,6 +36,8 @@ RECIPES: dict[str, str] = {
     "conll03_word_dropout": "the default with word dropout 0.05",
     "conll03_char_dropout": "the default with dropout 0.5 on the character embeddings",
     "conll03_document_context": "the default with the mean state of the document's other sentences",
+    "conll03_swa": "the default with SWA from epoch 15 instead of the EMA",
+    "conll03_no_averaging": "the default without weight averaging",
 }
 ENTITY_TYPES = ("LOC", "MISC", "ORG", "PER")
 

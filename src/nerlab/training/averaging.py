@@ -5,8 +5,12 @@ of a run).
 - ``method: swa``: the equal-weight mean of the weights at the end of every epoch from
   ``start_epoch`` on (stochastic weight averaging, Izmailov et al. 2018, here along the tail of
   the cosine schedule);
-- ``method: ema``: an exponential moving average with ``decay``, updated after every optimizer
-  step from ``start_epoch`` on.
+- ``method: ema``: an exponential moving average, updated after every optimizer step from
+  ``start_epoch`` on. Its ``decay`` per step is given outright, or follows from ``half_life``:
+  the fraction of the run's optimizer steps (``trainer.estimated_stepping_batches``) after which
+  a step's weight in the average has halved, so a short run or a small data set averages over
+  as large a share of its training as the default does on CoNLL-2003 (half_life 0.185 there:
+  about 12,500 steps, decay 0.9997).
 
 What Lightning's callback does differently, and why:
 
@@ -26,6 +30,7 @@ so a resumed run continues from them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -34,11 +39,19 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from nerlab.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 METHODS = ("swa", "ema")
 
 
 class WeightAveraging(LightningWeightAveraging):
-    def __init__(self, method: str = "swa", start_epoch: int = 1, decay: float = 0.999) -> None:
+    def __init__(
+        self,
+        method: str = "swa",
+        start_epoch: int = 1,
+        decay: float | None = None,
+        half_life: float | None = None,
+    ) -> None:
         if method not in METHODS:
             raise ConfigError(
                 f"callbacks.weight_averaging.method must be one of {', '.join(METHODS)}, "
@@ -48,14 +61,23 @@ class WeightAveraging(LightningWeightAveraging):
             raise ConfigError(
                 f"callbacks.weight_averaging.start_epoch must be >= 1, found {start_epoch}"
             )
-        if not 0.0 < decay < 1.0:
+        if method == "ema" and (decay is None) == (half_life is None):
+            raise ConfigError(
+                "callbacks.weight_averaging: method ema needs exactly one of decay and half_life, "
+                f"found decay={decay}, half_life={half_life}"
+            )
+        if decay is not None and not 0.0 < decay < 1.0:
             raise ConfigError(f"callbacks.weight_averaging.decay must be in (0, 1), found {decay}")
-        kwargs = {"multi_avg_fn": get_ema_multi_avg_fn(decay)} if method == "ema" else {}
+        if half_life is not None and not 0.0 < half_life <= 1.0:
+            raise ConfigError(
+                f"callbacks.weight_averaging.half_life must be in (0, 1], found {half_life}"
+            )
         # the network has no running statistics: its buffers are constants (transition masks)
-        super().__init__(use_buffers=False, **kwargs)
+        super().__init__(use_buffers=False)
         self.method = method
         self.start_epoch = start_epoch  # 1-based, as the logs count epochs
         self.decay = decay
+        self.half_life = half_life
         self._epoch = 0
 
     # ------------------------------------------------------------------------- when to update
@@ -71,6 +93,15 @@ class WeightAveraging(LightningWeightAveraging):
         if self.method == "ema":
             return step_idx is not None and self._from_start(self._epoch)
         return epoch_idx is not None and self._from_start(epoch_idx)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.method != "ema" or self._average_model is None:
+            return
+        if self.half_life is not None:  # the run's length is known once its data is
+            steps = max(1.0, self.half_life * trainer.estimated_stepping_batches)
+            self.decay = 0.5 ** (1.0 / steps)
+            log.info("weight averaging: ema decay %.6f (half-life %.0f steps)", self.decay, steps)
+        self._average_model.multi_avg_fn = get_ema_multi_avg_fn(self.decay)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch = trainer.current_epoch
