@@ -27,6 +27,7 @@ COSINE_15 = {
 #: What the sentence-level recipe changes against the default (document-level) configuration
 SENTENCE = {
     "callbacks.weight_averaging": None,
+    "callbacks.early_stopping.patience": 5,
     "model.document_memory": False,
     "data.batch_by_document": False,
     "scheduler": None,
@@ -51,8 +52,12 @@ CHANGES = {
         "callbacks.weight_averaging.method": "swa",
         "callbacks.weight_averaging.start_epoch": 15,
         "callbacks.weight_averaging.half_life": None,
+        "callbacks.early_stopping.patience": 5,
     },
-    "conll03_no_averaging": {"callbacks.weight_averaging": None},
+    "conll03_no_averaging": {
+        "callbacks.weight_averaging": None,
+        "callbacks.early_stopping.patience": 5,
+    },
     "conll03_char_dropout": {"model.char_dropout": 0.5},
     "conll03_document_context": {"model.document_context": True},
 }
