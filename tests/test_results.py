@@ -44,7 +44,11 @@ CHANGES = {
     "conll03_bio": {"data.tag_scheme": "bio"},
     "conll03_random_embeddings": {"vectors.name": None, "vectors.extend_vocab": False},
     "conll03_document_memory": MEMORY,
-    "conll03_document_encoder": {"trainer.max_epochs": 15, "scheduler.T_max": 15},
+    "conll03_document_encoder": {
+        "trainer.max_epochs": 15,
+        "scheduler.T_max": 15,
+        "callbacks.early_stopping.patience": 15,  # the EMA's: the whole schedule
+    },
     "conll03_document_memory_cosine": {**MEMORY, **COSINE_15},
     "conll03_cosine": COSINE_15,
     "conll03_word_dropout": {"model.word_dropout": 0.05},
