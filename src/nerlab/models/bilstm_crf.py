@@ -24,7 +24,7 @@ from nerlab.models.document_memory import (
     mean_of_mentions,
     mean_of_other_sentences,
 )
-from nerlab.models.dropout import SequenceDropout
+from nerlab.models.dropout import SequenceDropout, keep_mask
 from nerlab.models.embeddings import WordEmbedding
 from nerlab.models.encoder import BiLSTMEncoder
 
@@ -187,7 +187,7 @@ class BiLSTMTagger(nn.Module):
         words = self.words(batch["word_ids"])  # (B, L, D_w)
         if self.training and self.config.word_dropout > 0.0:
             # the whole vector of a token, unscaled (flair's WordDropout)
-            keep = torch.rand(words.shape[:2], device=words.device) >= self.config.word_dropout
+            keep = keep_mask(words.shape[:2], self.config.word_dropout, words.device)
             words = words * keep.unsqueeze(-1).to(words.dtype)
         parts = [words]
         if self.chars is not None:
