@@ -132,6 +132,48 @@ def test_word_and_char_dropout_act_in_training_only(tiny_corpus):
         TaggerConfig(num_words=5, num_chars=5, num_tags=3, word_dropout=1.0)
 
 
+@pytest.mark.parametrize(
+    ("p", "bits"), [(0.5, 8), (0.25, 8), (0.05, 32), (7 / 65536, 16), (0.3, 32)]
+)
+def test_dropout_masks_keep_each_element_with_probability_1_minus_p(p, bits, monkeypatch):
+    from nerlab.models import dropout
+
+    drawn = []
+    randint, rand = torch.randint, torch.rand
+    monkeypatch.setattr(torch, "randint", lambda *a, **k: drawn.append(a[2]) or randint(*a, **k))
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: drawn.append(a[0]) or rand(*a, **k))
+    torch.manual_seed(0)
+    shape = (500, 7, 131)  # 458,500 elements: not a multiple of 8
+    keep = dropout.keep_mask(shape, p)
+    assert keep.shape == shape and keep.dtype == torch.bool
+    # 8 or 16 bits an element come 64 at a time; other p a float each
+    numel = 500 * 7 * 131
+    assert drawn == [(-(-numel * bits // 64),) if bits < 32 else shape]
+    dropped = 1 - keep.float().mean().item()
+    assert abs(dropped - p) < 5 * (p * (1 - p) / numel) ** 0.5 + 1e-6, dropped
+    # every bit position of the 64-bit draws is used alike (no byte is stuck)
+    if bits == 8:
+        per_byte = 1 - keep.flatten()[: numel // 8 * 8].view(-1, 8).float().mean(0)
+        assert (per_byte - p).abs().max() < 0.01, per_byte
+    torch.manual_seed(0)
+    assert torch.equal(dropout.keep_mask(shape, p), keep)  # the seed decides the mask
+
+
+def test_sequence_dropout_scales_what_it_keeps():
+    from nerlab.models.dropout import SequenceDropout
+
+    torch.manual_seed(1)
+    x = torch.rand(64, 30, 40) + 0.5
+    layer = SequenceDropout(0.5)
+    y = layer(x)
+    assert set(torch.unique(torch.isclose(y, 2 * x) | (y == 0)).tolist()) == {True}
+    assert 0.45 < (y == 0).float().mean().item() < 0.55
+    locked = SequenceDropout(0.5, variational=True)(x)
+    assert ((locked == 0) == (locked[:, :1] == 0)).all()  # one mask per sentence
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
 def test_constrained_decoding_yields_well_formed_iobes(tiny_corpus):
     from nerlab.data.tag_schemes import validate
 
