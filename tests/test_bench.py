@@ -741,3 +741,11 @@ def test_optim_bench_steps_the_models_own_shapes():
     ours, theirs = result["fused_nadam_steps_per_s"], result["torch_nadam_foreach_steps_per_s"]
     assert ours > 0 and theirs > 0
     assert result["speedup"] == pytest.approx(ours / theirs)
+
+
+def test_the_step_profile_times_steps_and_lists_the_lstm(tiny_corpus):
+    from benchmarks.step_profile import profile_steps
+
+    ms, table = profile_steps(tiny_corpus, ["vectors=none"], steps=2, rows=40)
+    assert ms > 0
+    assert "aten::mkldnn_rnn_layer" in table and "Self CPU time total" in table

@@ -92,7 +92,7 @@ def test_the_sentence_recipe_turns_the_document_context_and_the_schedule_off(tmp
     for key, value in SENTENCE.items():
         assert OmegaConf.select(sentence, key) == value, key
     assert default.model.document_memory and default.data.batch_by_document
-    assert default.scheduler.T_max == default.trainer.max_epochs == 25
+    assert default.scheduler.T_max == default.trainer.max_epochs == 22
     assert default.callbacks.weight_averaging.method == "ema"
 
 

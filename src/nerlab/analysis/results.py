@@ -22,7 +22,7 @@ from nerlab.analysis.runs import search_runs
 
 #: The rows of the README's table, in order: recipe name -> what it changes.
 RECIPES: dict[str, str] = {
-    "conll03_default": "default: document memory + second BiLSTM, 25 epochs, cosine, EMA weights",
+    "conll03_default": "default: document memory + second BiLSTM, 22 epochs, cosine, EMA weights",
     "conll03_sentence": "sentence-level: GloVe 6B 50d + char CNN, BiLSTM 100, CRF, IOBES",
     "conll03_char_lstm": "char BiLSTM instead of char CNN",
     "conll03_no_char": "no character features",
