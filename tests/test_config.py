@@ -52,7 +52,7 @@ def test_optimizers_are_partial_targets(tmp_path, tiny_corpus, group, expected, 
 def test_schedulers_are_partial_targets_stepped_per_epoch(tmp_path, tiny_corpus):
     # the default anneals over its epochs; the sentence-level recipe keeps it constant
     default = compose_cfg(tmp_path, tiny_corpus)
-    assert default.scheduler.T_max == default.trainer.max_epochs == 25
+    assert default.scheduler.T_max == default.trainer.max_epochs == 22
     assert compose_cfg(tmp_path, tiny_corpus, "experiment=conll03_sentence").scheduler is None
     param = torch.nn.Parameter(torch.zeros(1))
     for group, epochs, expected in (
