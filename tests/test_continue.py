@@ -86,6 +86,9 @@ def test_a_continued_model_learns_the_new_type_and_keeps_the_old(base, new_corpu
         f"init_from={base['model_dir']}",
         "trainer.max_epochs=6",
         "optimizer.lr=0.02",
+        # the trained weights: after 6 epochs of 101 sentences the moving average still lags
+        # the new type (ORG F1 0.70 with it, against the 0.8 asked below)
+        "averaging=none",
         f"data.rehearse_file={base['corpus'] / 'train.txt'}",
         "data.rehearse_sentences=40",
     )
