@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.default_model import bench_config, build_default_model
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "conll2003"
+from benchmarks.options import DEFAULTS
 
 
 def profile_steps(
@@ -66,7 +65,7 @@ def profile_steps(
 
 
 def main(argv: list[str]) -> None:
-    options = {"data_dir": str(DEFAULT_DATA), "steps": "20", "rows": "25"}
+    options = {"data_dir": DEFAULTS["data_dir"], "steps": "20", "rows": "25"}
     overrides = []
     for arg in argv:
         key, _, value = arg.partition("=")

@@ -17,10 +17,10 @@ def keep_mask(shape: tuple[int, ...] | torch.Size, p: float, device=None) -> tor
 
     When ``p`` is a multiple of 1/256 (dropout 0.5, 0.25, ...) each element compares 8 random
     bits with ``p * 256``; a multiple of 1/65536 takes 16 bits; any other ``p`` a float draw.
-    The bits come 64 at a time from the generator (``torch.randint`` over the whole int64
-    range), 4x faster on the CPU than ``torch.rand`` for a dropout mask (0.61 against 2.64 ms
-    for the 714k elements of the default's output dropout, measured on this project's 2-core
-    CPU), which made the masks 7% of a training step."""
+    The bits come 64 at a time from the generator (``torch.randint`` over the int64 range), a
+    quarter of the draws ``torch.rand`` makes: on this project's 2-core CPU the default's masks
+    fell from 2.87-2.99 to 0.46-0.64 ms a training step, from about 6% of a step to 1.4%
+    (``python -m benchmarks.step_profile``, docs/performance.md)."""
     numel = math.prod(shape)
     for bits, dtype, lowest in _DRAWS:
         threshold = p * 2**bits
