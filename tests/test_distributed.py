@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pytest
 from conftest import free_port
 from test_train import tiny_sweep_args
 
@@ -118,6 +119,7 @@ def test_two_nodes_train_one_model_that_scores_what_one_process_scores(tmp_path,
     assert scores["precision"] == summary["test_precision"]
 
 
+@pytest.mark.slow  # make test keeps the two-node training
 def test_a_job_that_loses_a_rank_exits_non_zero_in_bounded_time(tmp_path, tiny_corpus):
     port = free_port()
     overrides = (

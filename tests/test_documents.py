@@ -180,6 +180,51 @@ def test_mention_attention_pools_only_the_other_mentions_of_a_group():
         attention.chunk = 2048  # all rows at once: the same
         assert torch.allclose(attention(h, groups)[0], pooled, atol=1e-6)
 
+def test_the_exported_poolings_give_torchs_sums_on_every_onnxruntime_run(tmp_path):
+    """The memory's sums, exported, on onnxruntime's default threads: every run gives torch's
+    result. Many positions add into few groups, as in a long document; written with
+    ``index_add`` (ONNX ScatterND), onnxruntime's threads lost updates and runs differed."""
+    import onnx
+    import onnxruntime as ort
+
+    from nerlab.models.document_memory import mean_of_mentions, mean_of_other_sentences
+
+    class Poolings(torch.nn.Module):
+        def forward(self, h, groups, mask, rows):
+            mentions, _ = mean_of_mentions(h, groups)
+            sentences, _ = mean_of_other_sentences(h, mask, rows)
+            return mentions, sentences
+
+    generator = torch.Generator().manual_seed(0)
+    batch, length, dim = 64, 160, 64
+    h = torch.randn(batch, length, dim, generator=generator)
+    groups = torch.randint(-1, 12, (batch, length), generator=generator)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    rows = torch.arange(batch) // 32  # two documents
+    path = tmp_path / "poolings.onnx"
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("length")}
+    torch.onnx.export(
+        Poolings(),
+        (h, groups, mask, rows),
+        str(path),
+        dynamo=True,
+        dynamic_shapes=(
+            {**dims, 2: torch.export.Dim.STATIC},
+            dims,
+            dims,
+            {0: dims[0]},
+        ),
+    )
+    assert "ScatterND" not in {node.op_type for node in onnx.load(str(path)).graph.node}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {"h": h.numpy(), "groups": groups.numpy(), "mask": mask.numpy(), "rows": rows.numpy()}
+    expected = [t.numpy() for t in Poolings()(h, groups, mask, rows)]
+    for _ in range(8):
+        for got, want in zip(session.run(None, feed), expected, strict=True):
+            assert np.abs(got - want).max() < 1e-5
+
 
 @pytest.fixture(scope="module")
 def memory_model(tmp_path_factory):

@@ -64,6 +64,7 @@ CHANGES = {
     },
     "conll03_char_dropout": {"model.char_dropout": 0.5},
     "conll03_document_context": {"model.document_context": True},
+    "conll03_casing": {"model.casing_dims": 10},
 }
 
 
@@ -81,6 +82,7 @@ DEFAULT_BASED = (
     "conll03_word_dropout",
     "conll03_char_dropout",
     "conll03_document_context",
+    "conll03_casing",
     "conll03_swa",
     "conll03_no_averaging",
 )

@@ -63,6 +63,7 @@ def test_two_trainings_at_once_on_a_new_sqlite_store_both_finish(tmp_path, tiny_
     _check_complete(mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlruns.db"), summaries)
 
 
+@pytest.mark.slow  # a real server (half a minute); make test keeps the SQLite store's case
 def test_two_trainings_log_everything_to_a_tracking_server(tmp_path, tiny_corpus):
     """`make tracking-server` on 127.0.0.1 (SQLite backend, its own artifact root), two runs
     sent to it at the same time with `logger.mlflow.tracking_uri=http://...`, the models

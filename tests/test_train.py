@@ -455,6 +455,7 @@ main()
 """
 
 
+@pytest.mark.slow  # make test keeps the resume after a kill between checkpoints
 def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_whole_one(
     tmp_path, tiny_corpus
 ):

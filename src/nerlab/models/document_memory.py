@@ -13,11 +13,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def sum_by_index(like: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``like`` plus each row of ``values`` added into row ``index[i]``: ``index_add`` written
+    as ``scatter_add``. Exported, ``index_add`` becomes ONNX ScatterND, which onnxruntime's CPU
+    kernel runs on several threads that lose updates to a repeated index (onnxruntime issue
+    18048: 8.3 off for 20,000 rows into 50 on 2 threads here), so the same input gave different
+    tags from run to run; ``scatter_add`` becomes ScatterElements, which adds in order. On the
+    CPU, torch gives both the same sums, bit for bit.
+
+    The index is widened by its own length, not by ``values``'s: an exported graph fixes the
+    length of an LSTM's output to the example's, and ``index`` comes from an input."""
+    return like.scatter_add(0, index[:, None].expand(-1, values.shape[1]), values)
+
+
 def mean_of_mentions(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each position, the mean of ``h`` over the other positions of its group, and a flag
     saying it has a group: ``(B, L, D)`` and ``(B, L, 1)``; zeros where ``groups`` is -1.
 
-    Sums go through ``index_add`` and come back through an embedding lookup, whose backward
+    Sums go through :func:`sum_by_index` and come back through an embedding lookup, whose backward
     adds in a fixed order (training stays deterministic on the CPU). The result takes its
     ``(B, L)`` from ``groups``, an input of the network: ``torch.onnx.export`` fixes the length
     of an LSTM's output to the example's, and a reshape to ``h``'s shape made the exported
@@ -26,11 +39,9 @@ def mean_of_mentions(h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tenso
     index = groups.flatten()
     weight = (index >= 0).to(h.dtype)
     safe = index.clamp(min=0)
-    sums = torch.zeros_like(flat).index_add(0, safe, flat * weight[:, None])
-    counts = torch.zeros_like(weight).index_add(0, safe, weight)
-    others = (F.embedding(safe, sums) - flat) / (F.embedding(safe, counts[:, None]) - 1).clamp(
-        min=1
-    )
+    sums = sum_by_index(torch.zeros_like(flat), safe, flat * weight[:, None])
+    counts = sum_by_index(torch.zeros_like(flat[:, :1]), safe, weight[:, None])
+    others = (F.embedding(safe, sums) - flat) / (F.embedding(safe, counts) - 1).clamp(min=1)
     memory = others * weight[:, None]
     return memory.view(*groups.shape, -1), (groups >= 0).to(h.dtype).unsqueeze(-1)
 
@@ -43,7 +54,7 @@ def mean_of_other_sentences(
     flag saying there are any: ``(B, L, D)`` and ``(B, L, 1)``; zeros at padding.
 
     What the document is about (a sports results page, a market report) without reading it
-    again. As in :func:`mean_of_mentions`, sums go through ``index_add`` over the flattened
+    again. As in :func:`mean_of_mentions`, sums go through :func:`sum_by_index` over the flattened
     tokens and come back through embedding lookups, and the result takes its ``(B, L)`` from
     ``mask``, an input of the network (an exported graph keeps a dynamic length)."""
     flat = h.flatten(0, 1)  # (B*L, D)
@@ -55,10 +66,10 @@ def mean_of_other_sentences(
     # sums in rows 0..B-1 of tensors shaped like ``flat`` (B*L >= B rows), as in
     # mean_of_mentions: sizes taken from the encoder's output keep the export's length dynamic
     sums, counts = torch.zeros_like(flat), torch.zeros_like(weight)[:, None]
-    own = sums.index_add(0, sentence, weighted)  # row b: sentence b's sum
-    own_count = counts.index_add(0, sentence, weight[:, None])
-    docs = sums.index_add(0, document, weighted)  # row d: document d's (d < B)
-    doc_count = counts.index_add(0, document, weight[:, None])
+    own = sum_by_index(sums, sentence, weighted)  # row b: sentence b's sum
+    own_count = sum_by_index(counts, sentence, weight[:, None])
+    docs = sum_by_index(sums, document, weighted)  # row d: document d's (d < B)
+    doc_count = sum_by_index(counts, document, weight[:, None])
     other_count = F.embedding(document, doc_count) - F.embedding(sentence, own_count)  # (B*L, 1)
     others = (F.embedding(document, docs) - F.embedding(sentence, own)) / other_count.clamp(min=1)
     flag = (other_count > 0).to(h.dtype) * weight[:, None]
@@ -104,5 +115,5 @@ class MentionAttention(nn.Module):
                 weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
                 pooled.append(weights @ members)  # (C, D)
             # under autocast the products may come back in a lower precision than ``h``
-            memory = memory.index_add(0, rows, torch.cat(pooled).to(memory.dtype))
+            memory = sum_by_index(memory, rows, torch.cat(pooled).to(memory.dtype))
         return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
