@@ -180,6 +180,7 @@ def test_mention_attention_pools_only_the_other_mentions_of_a_group():
         attention.chunk = 2048  # all rows at once: the same
         assert torch.allclose(attention(h, groups)[0], pooled, atol=1e-6)
 
+
 def test_the_exported_poolings_give_torchs_sums_on_every_onnxruntime_run(tmp_path):
     """The memory's sums, exported, on onnxruntime's default threads: every run gives torch's
     result. Many positions add into few groups, as in a long document; written with
