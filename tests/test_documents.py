@@ -179,6 +179,9 @@ def test_mention_attention_pools_only_the_other_mentions_of_a_group():
         assert bool((weights > 0).all())
         attention.chunk = 2048  # all rows at once: the same
         assert torch.allclose(attention(h, groups)[0], pooled, atol=1e-6)
+        exported, exported_flag = attention.exportable(h, groups)  # what make export traces
+        assert torch.allclose(exported, pooled, atol=1e-6) and torch.equal(exported_flag, flag)
+        assert exported[groups < 0].abs().max() == 0
 
 
 def test_the_exported_poolings_give_torchs_sums_on_every_onnxruntime_run(tmp_path):
@@ -304,11 +307,19 @@ def test_a_document_model_tags_documents_as_make_evaluate_scores_them(memory_mod
     assert result.returncode == 0, result.stderr
     assert [s.tags for s in read_conll(out, -1)] == tags
     assert out.read_text().count("-DOCSTART-") == 8
-    # attention pooling is not exportable: one error saying so
-    from nerlab.inference.export import export_onnx
-
-    with pytest.raises(NerlabError, match="document_pooling=attention cannot be exported"):
-        export_onnx(model_dir)
+    # attention pooling exports too (its N x N form), and the fp32 graph tags as torch does;
+    # exported in a process of its own, as `make export` runs it
+    result = subprocess.run(
+        [str(BIN / "nerlab-export"), f"model_dir={model_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["onnx"]["max_difference"] < 1e-4
+    token_lists, docs = [s.tokens for s in sentences], document_ids(sentences)
+    onnx_tagger = Tagger.load(model_dir, backend="onnx")
+    assert onnx_tagger.tag(token_lists, documents=docs) == tags
 
 
 @pytest.fixture(scope="module")

@@ -85,6 +85,28 @@ def test_confidence_is_the_span_probability_and_filters_entities(trained, tmp_pa
     assert bad.returncode == 2 and "min_confidence must be in [0, 1]" in bad.stderr
 
 
+def test_marginals_agree_with_the_span_probabilities(trained):
+    """A one-token chunk's probability (a constrained forward pass) is its S- tag's marginal
+    (forward-backward): two computations of the same number."""
+    tagger = Tagger.load(trained["model_dir"])
+    sentences = [["Mary", "visited", "Paris", "today", "."], ["Chen", "and", "Lima"], []]
+    marginals = tagger.marginals(sentences)
+    names = tagger.vocabs.tags.tags
+    assert [m.shape for m in marginals] == [(5, len(names)), (3, len(names)), (0, len(names))]
+    for m in marginals[:2]:
+        assert (m >= 0).all() and abs(m.sum(axis=1) - 1).max() < 1e-9
+    _, confidence = tagger.tag_with_confidence(sentences)
+    singles = [
+        (row, label, first, p)
+        for row, spans in enumerate(confidence)
+        for (label, first, last), p in spans.items()
+        if first == last
+    ]
+    assert singles, confidence
+    for row, label, first, p in singles:
+        assert marginals[row][first, names.index(f"S-{label}")] == pytest.approx(p, abs=1e-6)
+
+
 def test_tagger_gives_the_k_best_tag_sequences(trained):
     tagger = Tagger.load(trained["model_dir"])
     sentences = [["John", "lives", "in", "London"], ["Mary", "visited", "Paris", "today", "."], []]

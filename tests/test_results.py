@@ -65,6 +65,9 @@ CHANGES = {
     "conll03_char_dropout": {"model.char_dropout": 0.5},
     "conll03_document_context": {"model.document_context": True},
     "conll03_casing": {"model.casing_dims": 10},
+    # the batch size is checked without the shrunk test config (it sets data.batch_size=8)
+    "conll03_batch64": {"optimizer.lr": 0.003},
+    "conll03_mean_pooling": {"model.document_pooling": "mean"},
 }
 
 
@@ -83,6 +86,8 @@ DEFAULT_BASED = (
     "conll03_char_dropout",
     "conll03_document_context",
     "conll03_casing",
+    "conll03_batch64",
+    "conll03_mean_pooling",
     "conll03_swa",
     "conll03_no_averaging",
 )
@@ -114,6 +119,20 @@ def test_every_table_row_has_a_recipe_that_changes_only_its_ablation(tmp_path, t
         assert {k: cfg.get(k) for k in change} == change, name  # None: the key is gone
         # nothing else changes (SMALL already drops GloVe); a group in `change` covers its keys
         assert all(any(k == c or k.startswith(f"{c}.") for c in change) for k in differ), name
+
+
+def test_the_batch_recipe_changes_the_batch_and_the_learning_rate_only(tmp_path):
+    """The batch size, checked on the real configs (the shrunk test config sets it to 8)."""
+    from nerlab.training.config import compose
+
+    def flat(*overrides):
+        return _flat(compose([f"paths.root_dir={tmp_path}", *overrides], output_dir=tmp_path))
+
+    base, cfg = flat(), flat("experiment=conll03_batch64")
+    differ = {k for k in set(base) | set(cfg) if base.get(k) != cfg.get(k)}
+    assert differ == {"data.batch_size", "optimizer.lr", "logger.mlflow.experiment_name"}
+    assert (base["data.batch_size"], cfg["data.batch_size"]) == (32, 64)
+    assert (base["optimizer.lr"], cfg["optimizer.lr"]) == (0.002, 0.003)
 
 
 def _log_run(client, experiment_id, seed, f1, per_type=None, status="FINISHED"):

@@ -123,14 +123,6 @@ def _exportable(model_dir: Path):
     """The saved model, refused when it cannot be exported."""
     net, vocabs, info = load_model(model_dir)
     net.eval()
-    if net.config.document_memory and net.config.document_pooling != "mean":
-        # the attention pooling gathers the grouped positions (torch.nonzero): a
-        # data-dependent shape that torch.export does not take
-        raise NerlabError(
-            f"{model_dir}: a document memory with document_pooling="
-            f"{net.config.document_pooling} cannot be exported (mean pooling can); tag it "
-            "with the torch backend"
-        )
     return net, vocabs, info
 
 

@@ -322,6 +322,28 @@ class Tagger:
         ``{(label, first, last): p}`` (inclusive token indices); ``documents`` as in :meth:`tag`."""
         return self._run(token_lists, True, documents=documents)
 
+    def marginals(self, token_lists: Sequence[Sequence[str]], documents=None) -> list[np.ndarray]:
+        """Each token's probability of each tag, ``(n, K)`` per token list, in input order.
+
+        The columns are the model's own tags (``self.vocabs.tags.tags``, in the scheme it was
+        trained with, e.g. IOBES); each row sums to 1. A CRF model gives the exact posterior
+        marginals (forward-backward over every tag path), a softmax model its per-token
+        softmax. ``documents`` as in :meth:`tag`."""
+        out = [np.zeros((0, len(self.vocabs.tags.tags))) for _ in token_lists]
+        for indices, lengths, batch in self._batches(token_lists, documents):
+            emissions = self.runner.emissions(batch).astype(np.float64)
+            if self.runner.crf_scores is not None:
+                messages = crf_numpy.forward_backward(
+                    emissions, batch["mask"], *self.runner.crf_scores
+                )
+                probs = messages.alpha * messages.beta
+            else:
+                probs = np.exp(emissions - emissions.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            for row, (idx, n) in enumerate(zip(indices.tolist(), lengths.tolist(), strict=True)):
+                out[idx] = probs[row, :n]
+        return out
+
     def predict_tokens(
         self, token_lists: Sequence[Sequence[str]], min_confidence: float = 0.0, documents=None
     ) -> list[list[dict]]:

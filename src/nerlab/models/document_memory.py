@@ -94,6 +94,8 @@ class MentionAttention(nn.Module):
         self.chunk = chunk
 
     def forward(self, h: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if torch.compiler.is_exporting():
+            return self.exportable(h, groups)
         flat = h.flatten(0, 1)  # (N, D)
         index = groups.flatten()  # (N,)
         flag = (index >= 0).to(h.dtype)
@@ -117,3 +119,29 @@ class MentionAttention(nn.Module):
             # under autocast the products may come back in a lower precision than ``h``
             memory = sum_by_index(memory, rows, torch.cat(pooled).to(memory.dtype))
         return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
+
+    def exportable(
+        self, h: torch.Tensor, groups: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` in one pass: all M grouped positions' M x M scores at once, with no
+        branch on M and no loop over chunks, so ``torch.export`` can trace it with M a
+        data-dependent size (ONNX NonZero); ``make export`` uses it. Equal to :meth:`forward`
+        up to rounding (a test checks); it costs M x M memory, M the grouped positions of a
+        batch (a few thousand for the longest CoNLL-2003 document)."""
+        flat = h.flatten(0, 1)  # (N, D)
+        index = groups.flatten()  # (N,)
+        rows = torch.nonzero(index >= 0).squeeze(1)  # (M,)
+        members = F.embedding(rows, flat)  # (M, D)
+        member_groups = index[rows]  # (M,)
+        scores = (self.query(members) * self.scale) @ self.key(members).T  # (M, M)
+        eye = torch.arange(rows.shape[0], device=h.device)
+        allowed = (member_groups[:, None] == member_groups[None, :]) & (
+            eye[:, None] != eye[None, :]
+        )
+        weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)  # (M, M)
+        pooled = (weights @ members).to(flat.dtype)  # every member has another: no empty row
+        memory = sum_by_index(torch.zeros_like(flat), rows, pooled)
+        # shaped by ``groups``, an input, not by ``h``: the exported graph fixes the length of
+        # an LSTM's output to the example's (as in mean_of_mentions)
+        flag = (index >= 0).to(h.dtype)
+        return memory.view(*groups.shape, -1), flag.view_as(groups).unsqueeze(-1)
