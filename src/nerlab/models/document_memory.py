@@ -101,23 +101,30 @@ class MentionAttention(nn.Module):
         flag = (index >= 0).to(h.dtype)
         rows = torch.nonzero(index >= 0).squeeze(1)  # (M,)
         memory = torch.zeros_like(flat)
-        if rows.numel():
-            members = F.embedding(rows, flat)  # (M, D)
-            member_groups = index[rows]  # (M,)
-            queries = self.query(members) * self.scale  # (M, A)
-            keys = self.key(members)  # (M, A)
-            eye = torch.arange(rows.numel(), device=h.device)
-            pooled = []
-            for start in range(0, rows.numel(), self.chunk):
-                stop = min(start + self.chunk, rows.numel())
-                scores = queries[start:stop] @ keys.T  # (C, M)
-                allowed = (member_groups[start:stop, None] == member_groups[None, :]) & (
-                    eye[start:stop, None] != eye[None, :]
-                )
-                weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
-                pooled.append(weights @ members)  # (C, D)
-            # under autocast the products may come back in a lower precision than ``h``
-            memory = sum_by_index(memory, rows, torch.cat(pooled).to(memory.dtype))
+        if not rows.numel():
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                # zeros through the one-pass form, so that the query and key take part in the
+                # graph: DDP refuses a step that leaves parameters unused. One process keeps
+                # them out (no gradient, so the optimizer skips them), as the runs of
+                # docs/results.md were trained: a zero gradient would still move NAdam.
+                return self.exportable(h, groups)
+            return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
+        members = F.embedding(rows, flat)  # (M, D)
+        member_groups = index[rows]  # (M,)
+        queries = self.query(members) * self.scale  # (M, A)
+        keys = self.key(members)  # (M, A)
+        eye = torch.arange(rows.numel(), device=h.device)
+        pooled = []
+        for start in range(0, rows.numel(), self.chunk):
+            stop = min(start + self.chunk, rows.numel())
+            scores = queries[start:stop] @ keys.T  # (C, M)
+            allowed = (member_groups[start:stop, None] == member_groups[None, :]) & (
+                eye[start:stop, None] != eye[None, :]
+            )
+            weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+            pooled.append(weights @ members)  # (C, D)
+        # under autocast the products may come back in a lower precision than ``h``
+        memory = sum_by_index(memory, rows, torch.cat(pooled).to(memory.dtype))
         return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
 
     def exportable(
