@@ -120,7 +120,7 @@ def export_onnx(model_dir: str | os.PathLike, quantize: str | None = None) -> di
 
 
 def _exportable(model_dir: Path):
-    """The saved model, refused when it cannot be exported."""
+    """The saved model, in evaluation mode."""
     net, vocabs, info = load_model(model_dir)
     net.eval()
     return net, vocabs, info
