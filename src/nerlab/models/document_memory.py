@@ -109,23 +109,30 @@ class MentionAttention(nn.Module):
                 # docs/results.md were trained: a zero gradient would still move NAdam.
                 return self.exportable(h, groups)
             return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
-        members = F.embedding(rows, flat)  # (M, D)
-        member_groups = index[rows]  # (M,)
-        queries = self.query(members) * self.scale  # (M, A)
-        keys = self.key(members)  # (M, A)
-        eye = torch.arange(rows.numel(), device=h.device)
-        pooled = []
-        for start in range(0, rows.numel(), self.chunk):
-            stop = min(start + self.chunk, rows.numel())
-            scores = queries[start:stop] @ keys.T  # (C, M)
-            allowed = (member_groups[start:stop, None] == member_groups[None, :]) & (
-                eye[start:stop, None] != eye[None, :]
-            )
-            weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
-            pooled.append(weights @ members)  # (C, D)
+        members, queries, keys, member_groups = self._members(flat, index, rows)
+        pooled = [
+            self._pool(members, queries, keys, member_groups, start, start + self.chunk)
+            for start in range(0, rows.numel(), self.chunk)
+        ]
         # under autocast the products may come back in a lower precision than ``h``
         memory = sum_by_index(memory, rows, torch.cat(pooled).to(memory.dtype))
         return memory.view_as(h), flag.view_as(groups).unsqueeze(-1)
+
+    def _members(self, flat: torch.Tensor, index: torch.Tensor, rows: torch.Tensor):
+        """The grouped positions' states ``(M, D)``, queries and keys ``(M, A)``, groups."""
+        members = F.embedding(rows, flat)  # (M, D)
+        return members, self.query(members) * self.scale, self.key(members), index[rows]
+
+    @staticmethod
+    def _pool(members, queries, keys, member_groups, start: int, stop) -> torch.Tensor:
+        """Query rows ``start:stop``: the softmax of their scores over the other members of
+        their group, times the members' states, ``(C, D)``."""
+        eye = torch.arange(members.shape[0], device=members.device)
+        scores = queries[start:stop] @ keys.T  # (C, M)
+        allowed = (member_groups[start:stop, None] == member_groups[None, :]) & (
+            eye[start:stop, None] != eye[None, :]
+        )
+        return scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ members
 
     def exportable(
         self, h: torch.Tensor, groups: torch.Tensor
@@ -138,15 +145,10 @@ class MentionAttention(nn.Module):
         flat = h.flatten(0, 1)  # (N, D)
         index = groups.flatten()  # (N,)
         rows = torch.nonzero(index >= 0).squeeze(1)  # (M,)
-        members = F.embedding(rows, flat)  # (M, D)
-        member_groups = index[rows]  # (M,)
-        scores = (self.query(members) * self.scale) @ self.key(members).T  # (M, M)
-        eye = torch.arange(rows.shape[0], device=h.device)
-        allowed = (member_groups[:, None] == member_groups[None, :]) & (
-            eye[:, None] != eye[None, :]
-        )
-        weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)  # (M, M)
-        pooled = (weights @ members).to(flat.dtype)  # every member has another: no empty row
+        members, queries, keys, member_groups = self._members(flat, index, rows)
+        # all M query rows at once (every member has another: no empty row)
+        pooled = self._pool(members, queries, keys, member_groups, 0, rows.shape[0])
+        pooled = pooled.to(flat.dtype)
         memory = sum_by_index(torch.zeros_like(flat), rows, pooled)
         # shaped by ``groups``, an input, not by ``h``: the exported graph fixes the length of
         # an LSTM's output to the example's (as in mean_of_mentions)
