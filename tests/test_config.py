@@ -33,7 +33,7 @@ def test_callbacks_monitor_the_metric_the_model_logs(tmp_path, tiny_corpus):
 @pytest.mark.parametrize(
     ("group", "expected", "kwargs"),
     [
-        ("nadam", FusedNAdam, {"lr": 0.002}),
+        ("nadam", FusedNAdam, {"lr": 0.003}),
         ("adam", torch.optim.Adam, {"lr": 0.001}),
         ("adamw", torch.optim.AdamW, {"lr": 0.001}),
         ("sgd", torch.optim.SGD, {"lr": 0.01}),

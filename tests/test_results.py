@@ -32,6 +32,7 @@ SENTENCE = {
     "data.batch_by_document": False,
     "scheduler": None,
     "trainer.max_epochs": 30,
+    "optimizer.lr": 0.002,
 }
 #: What each recipe must change against the sentence-level recipe (the ablations' base), or
 #: for the default and its variant against the default (``DEFAULT_BASED``).
@@ -66,8 +67,8 @@ CHANGES = {
     "conll03_document_context": {"model.document_context": True},
     "conll03_casing": {"model.casing_dims": 10},
     # the batch size is checked without the shrunk test config (it sets data.batch_size=8)
-    "conll03_batch64": {"optimizer.lr": 0.003},
-    "conll03_mean_pooling": {"model.document_pooling": "mean"},
+    "conll03_batch32": {"optimizer.lr": 0.002},
+    "conll03_mean_pooling": {"model.document_pooling": "mean", "optimizer.lr": 0.002},
 }
 
 
@@ -86,7 +87,7 @@ DEFAULT_BASED = (
     "conll03_char_dropout",
     "conll03_document_context",
     "conll03_casing",
-    "conll03_batch64",
+    "conll03_batch32",
     "conll03_mean_pooling",
     "conll03_swa",
     "conll03_no_averaging",
@@ -121,18 +122,25 @@ def test_every_table_row_has_a_recipe_that_changes_only_its_ablation(tmp_path, t
         assert all(any(k == c or k.startswith(f"{c}.") for c in change) for k in differ), name
 
 
-def test_the_batch_recipe_changes_the_batch_and_the_learning_rate_only(tmp_path):
+def test_the_batch_recipes_train_with_the_batch_and_learning_rate_they_were_measured_with(tmp_path):
     """The batch size, checked on the real configs (the shrunk test config sets it to 8)."""
     from nerlab.training.config import compose
 
     def flat(*overrides):
         return _flat(compose([f"paths.root_dir={tmp_path}", *overrides], output_dir=tmp_path))
 
-    base, cfg = flat(), flat("experiment=conll03_batch64")
+    base, cfg = flat(), flat("experiment=conll03_batch32")
     differ = {k for k in set(base) | set(cfg) if base.get(k) != cfg.get(k)}
     assert differ == {"data.batch_size", "optimizer.lr", "logger.mlflow.experiment_name"}
-    assert (base["data.batch_size"], cfg["data.batch_size"]) == (32, 64)
-    assert (base["optimizer.lr"], cfg["optimizer.lr"]) == (0.002, 0.003)
+    assert (base["data.batch_size"], cfg["data.batch_size"]) == (64, 32)
+    assert (base["optimizer.lr"], cfg["optimizer.lr"]) == (0.003, 0.002)
+    # the old default and the sentence-level recipe (benched against flair) keep 32 and 0.002
+    for recipe in ("conll03_mean_pooling", "conll03_sentence", "conll03_char_lstm"):
+        cfg = flat(f"experiment={recipe}")
+        assert (cfg["data.batch_size"], cfg["optimizer.lr"]) == (32, 0.002), recipe
+    for recipe, batch, lr in (("gpu", 128, 0.004), ("lample2016", 10, 0.01)):
+        cfg = flat(f"experiment={recipe}")
+        assert (cfg["data.batch_size"], cfg["optimizer.lr"]) == (batch, lr), recipe
 
 
 def _log_run(client, experiment_id, seed, f1, per_type=None, status="FINISHED"):

@@ -37,8 +37,8 @@ RECIPES: dict[str, str] = {
     "conll03_char_dropout": "the default with dropout 0.5 on the character embeddings",
     "conll03_document_context": "the default with the mean state of the document's other sentences",
     "conll03_casing": "the default with a 10-dimensional casing (word shape) embedding",
-    "conll03_batch64": "the default with batches of 64 sentences and learning rate 0.003",
-    "conll03_mean_pooling": "the default with the mean of the other mentions (no attention)",
+    "conll03_batch32": "the default with batches of 32 sentences and learning rate 0.002",
+    "conll03_mean_pooling": "the mean of the other mentions (no attention), batches of 32",
     "conll03_swa": "the default with SWA from epoch 15 instead of the EMA",
     "conll03_no_averaging": "the default without weight averaging",
 }
