@@ -381,6 +381,9 @@ def test_peer_figures_fill_the_ratios_and_the_table(tmp_path):
     assert "flair 10,000" in text and "10.00x" in text
     assert "flair: ModelTrainer.train, 2 epochs of 14041 sentences (epoch 2), batches of 32" in text
     assert "CRF NLL fwd+bwd K=9, torch backend on the CPU (sentences/s)" in text
+    # the spaCy component's ratio is its texts/s over Tagger.predict's: 950 / 1000
+    (component,) = [r for r in rows if r.figure.startswith("spaCy component")]
+    assert component.ratio == pytest.approx(0.95)
 
 
 def test_the_headline_inference_figure_is_the_tagger_and_the_network_one_is_secondary(tmp_path):
