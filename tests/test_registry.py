@@ -104,8 +104,9 @@ def test_a_registry_uri_loads_wherever_a_model_directory_does(trained, store, re
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["entities"] for r in records] == Tagger.load(trained["model_dir"]).predict(TEXTS)
-    result = run("nerlab-export", "model_dir=models:/ner/1", env=store["env"])
-    assert result.returncode == 0, result.stderr
+    from nerlab.cli.export import main as export  # in this process: the imports cost seconds
+
+    assert export(["model_dir=models:/ner/1", f"tracking_uri={store['uri']}"]) == 0
     onnx = Tagger.load("models:/ner@champion", backend="onnx", tracking_uri=store["uri"])
     assert onnx.tag(token_lists) == local
 

@@ -56,6 +56,32 @@ def test_export_writes_checked_onnx_int8_and_crf_scores(exported):
     assert [i.name for i in graph.input][:2] == ["word_ids", "form_index"]
     dims = graph.input[0].type.tensor_type.shape.dim
     assert all(d.dim_param for d in dims)  # batch and length are dynamic
+    # and so are the emissions: tracing fixed their length to the example's (11), and
+    # onnxruntime warned "Expected shape from model of {-1,11,K}" at every other length
+    out = graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in out][:2] == ["batch", "length"]
+    assert len(graph.value_info) == 0
+
+
+def test_a_second_export_in_one_process_keeps_the_length_dynamic(exported, tmp_path):
+    """torch 2.13 kept the LSTM's Python-loop kernel cached after an export, and every later
+    export in the process fixed the sentence length to the example's."""
+    import onnx
+
+    from nerlab.inference.export import export_onnx
+
+    model_dir, _ = exported
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    long = [["Mary"] * 40]
+    for _ in range(2):
+        export_onnx(copy)
+        graph = onnx.load(str(copy / "model.onnx")).graph
+        dims = [
+            [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input
+        ]
+        assert dims[0] == ["batch", "length"], dims
+        assert Tagger.load(copy, backend="onnx").tag(long) == Tagger.load(copy).tag(long)
 
 
 def test_onnx_tagger_gives_the_torch_taggers_tags_and_probabilities(exported):
