@@ -230,18 +230,12 @@ def test_the_exported_poolings_give_torchs_sums_on_every_onnxruntime_run(tmp_pat
             assert np.abs(got - want).max() < 1e-5
 
 
-def export_in_a_process(model_dir) -> None:
-    """``make export`` of ``model_dir``, in a process of its own as the command runs it (in the
-    test process, after another model's export, the exporter fixed the length axis to the
-    example's); the ONNX graph's emissions must match torch's."""
-    result = subprocess.run(
-        [str(BIN / "nerlab-export"), f"model_dir={model_dir}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["onnx"]["max_difference"] < 1e-4
+def export(model_dir) -> None:
+    """``make export``'s work on ``model_dir``, in this process (after other exports: each keeps
+    the length dynamic); the ONNX graph's emissions must match torch's."""
+    from nerlab.inference.export import export_onnx
+
+    assert export_onnx(model_dir)["onnx"]["max_difference"] < 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +316,7 @@ def test_a_document_model_tags_documents_as_make_evaluate_scores_them(memory_mod
     assert [s.tags for s in read_conll(out, -1)] == tags
     assert out.read_text().count("-DOCSTART-") == 8
     # attention pooling exports too (its one-pass form), and the fp32 graph tags as torch does
-    export_in_a_process(model_dir)
+    export(model_dir)
     token_lists, docs = [s.tokens for s in sentences], document_ids(sentences)
     onnx_tagger = Tagger.load(model_dir, backend="onnx")
     assert onnx_tagger.tag(token_lists, documents=docs) == tags
@@ -403,7 +397,7 @@ def test_the_document_context_reads_the_other_sentences_and_exports(mean_memory_
     assert not set(context_net.load_state_dict(kept, strict=False).unexpected_keys)
     model_dir = tmp_path / "context"
     save_model(model_dir, context_net, {**info, "model": context_net.config.to_dict()})
-    export_in_a_process(model_dir)
+    export(model_dir)
     sentences = read_conll(mean_memory_model["corpus"] / "test.txt")
     token_lists, docs = [s.tokens for s in sentences], document_ids(sentences)
     torch_tagger = Tagger.load(model_dir)
