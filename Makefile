@@ -35,10 +35,8 @@ sweep: $(STAMP)
 results: $(STAMP)
 	@$(BIN)/nerlab-results $(OVERRIDES)
 
-# two pytest-xdist workers (most tests wait on imports and subprocesses; 2 cores here), each
-# test module whole on one worker, so module fixtures train once
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m "not slow" -q
 
 # every test, the slow ones too (they also need the spark extra and Label Studio's venv)
 test-all: $(STAMP) $(SPARK_STAMP) .venv-ls/.installed
