@@ -58,8 +58,8 @@ def test_export_writes_checked_onnx_int8_and_crf_scores(exported):
     assert [i.name for i in graph.input][:2] == ["word_ids", "form_index"]
     dims = graph.input[0].type.tensor_type.shape.dim
     assert all(d.dim_param for d in dims)  # batch and length are dynamic
-    # and so are the emissions: tracing fixed their length to the example's (11), and
-    # onnxruntime warned "Expected shape from model of {-1,11,K}" at every other length
+    # and so are the emissions: the exporter declared the traced example's length, and
+    # onnxruntime warned "Expected shape from model of {-1,L,K}" at every other length
     out = graph.output[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in out][:2] == ["batch", "length"]
     assert len(graph.value_info) == 0
